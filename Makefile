@@ -1,0 +1,45 @@
+# netpress: `make demo` and `make test` work on a fresh machine with Python 3.11, pip and apt.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.netpress-setup
+FMNIST := /usr/share/datasets/fashion-mnist
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup data demo test bench lint clean
+
+setup: $(STAMP) data
+
+# The torch pin is installed first and repeated with the project so that pip never
+# reaches for a newer (CUDA) build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package. When it cannot be
+# installed, say so and carry on: tests use scikit-learn's digits, and every command
+# takes --data-dir (or NETPRESS_DATA_DIR) to point at the IDX files elsewhere.
+data:
+	@if [ -d "$(FMNIST)" ] || [ -n "$$NETPRESS_DATA_DIR" ]; then exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	echo "Fetching Fashion-MNIST: apt-get install -y dataset-fashion-mnist"; \
+	($$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	  ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
+	echo "WARNING: could not install dataset-fashion-mnist (needs root and Debian's archive). Put the four *-ubyte.gz files in a folder and pass --data-dir DIR or set NETPRESS_DATA_DIR=DIR."
+
+demo: setup
+	$(BIN)/netpress demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .netpress build src/*.egg-info

@@ -1,0 +1,122 @@
+"""The measurement record every measuring command prints (see DESIGN.md).
+
+Every figure is measured here, in one run: size is the bytes of a file really
+written, latency the wall time of the deployed form, accuracy on held-out test data.
+The baseline is measured in the same run, interleaved, so ratios are fair.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..data.loaders import ArrayLoader
+from ..data.splits import Split
+from ..evaluate.metrics import predict
+from ..io import file_size, save_weights
+from .counters import count_params, layer_counts
+from .timing import Runner, layer_latency_shares, measure_many, peak_rss_mb, torch_runner
+
+
+def saved_size_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict written as a real safetensors file."""
+    with tempfile.TemporaryDirectory(prefix="netpress-size-") as d:
+        path = os.path.join(d, "model.safetensors")
+        save_weights(model, path)
+        return file_size(path)
+
+
+def test_loader(split: Split, batch_size: int = 1000) -> ArrayLoader:
+    """The held-out test loader of a split."""
+    return ArrayLoader(*split.test, batch_size=batch_size)
+
+
+def measure(
+    model: nn.Module,
+    split: Split,
+    name: str,
+    baseline: nn.Module | None = None,
+    size_bytes: int | None = None,
+    baseline_size_bytes: int | None = None,
+    runner: Runner | None = None,
+    extra_runners: dict[str, Runner] | None = None,
+    batch_n: int = 256,
+    threads: int = 2,
+    rounds: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Measure ``model`` (and ``baseline`` in the same run) on ``split``'s test data.
+
+    Returns the record of DESIGN.md. Without a baseline, the model is its own
+    baseline (ratio 1). ``runner`` replaces eager torch as the deployed form;
+    ``extra_runners`` are timed alongside and reported under ``latency_ms_by_form``.
+
+    Example:
+        >>> from netpress.zoo import build_model
+        >>> from netpress.data import load_split
+        >>> r = measure(build_model("lenet-300-100"), load_split("digits"), "lenet-300-100", rounds=1)
+        >>> r["params"], r["macs"]
+        (266610, 266200)
+    """
+    say = progress or (lambda s: None)
+    torch.set_num_threads(threads)
+    example = split.test[0][:1]
+    say("counting")
+    layers = layer_counts(model, example)
+    xn = split.test[0][:batch_n]
+    shares = layer_latency_shares(model, xn, [row.name for row in layers])
+    for row in layers:
+        row.latency_share = shares.get(row.name)
+    say("evaluating")
+    loader = test_loader(split)
+    logits, y = predict(model, loader)
+    acc = float((logits.argmax(1) == y).float().mean())
+    base_acc = acc
+    base_logits = None
+    if baseline is not None:
+        base_logits, _ = predict(baseline, loader)
+        base_acc = float((base_logits.argmax(1) == y).float().mean())
+    say("writing files")
+    size = size_bytes if size_bytes is not None else saved_size_bytes(model)
+    if baseline is None:
+        base_size = size if baseline_size_bytes is None else baseline_size_bytes
+    else:
+        base_size = baseline_size_bytes or saved_size_bytes(baseline)
+    say("timing")
+    runners = {"model": runner or torch_runner(model)}
+    if baseline is not None:
+        runners["baseline"] = torch_runner(baseline)
+    runners.update(extra_runners or {})
+    lat = measure_many(runners, example, batch_n=batch_n, threads=threads, rounds=rounds)
+    keys = ("batch1_p50", "batch1_p95", "batchN_p50", "batch_n")
+    record = {
+        "model": name,
+        "params": count_params(model),
+        "nonzero_params": sum(r.nonzero for r in layers),
+        "macs": sum(r.macs for r in layers),
+        "accuracy": acc,
+        "baseline_accuracy": base_acc,
+        "accuracy_drop_pp": round((base_acc - acc) * 100, 4),
+        "size_bytes": size,
+        "baseline_size_bytes": base_size,
+        "compression_ratio": base_size / size if size else float("inf"),
+        "latency_ms": {k: lat["model"][k] for k in keys},
+        "baseline_latency_ms": {k: lat["baseline" if baseline is not None else "model"][k]
+                                for k in keys},
+        "threads": threads,
+        "peak_rss_mb": peak_rss_mb(),
+        "layers": [r.as_dict() for r in layers],
+        "netpress_version": __version__,
+        "data": split.name,
+        "test_examples": len(y),
+    }
+    if base_logits is not None:
+        record["agreement"] = float((logits.argmax(1) == base_logits.argmax(1)).float().mean())
+    if extra_runners:
+        record["latency_ms_by_form"] = {k: {kk: v[kk] for kk in keys} for k, v in lat.items()}
+    return record

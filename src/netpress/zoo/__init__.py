@@ -1,0 +1,68 @@
+"""The model zoo, and resolution of ``--model`` specs.
+
+A spec is a zoo name (``lenet-300-100``, ``lenet5-caffe``, ``lenet5``,
+``resnet-small``) or ``package.module:factory`` for a user's own model (called with
+no arguments).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import ModelError
+from .lenet import LeNet5, LeNet5Caffe, lenet_300_100
+from .resnet import ResNetSmall
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A zoo model: its factory and the training defaults that reach its baseline."""
+
+    factory: Callable[[], nn.Module]
+    epochs: int  # default training epochs on Fashion-MNIST
+    lr: float  # Adam learning rate at the start of the cosine schedule
+
+
+ZOO: dict[str, ZooEntry] = {
+    "lenet-300-100": ZooEntry(lenet_300_100, epochs=20, lr=1e-3),
+    "lenet5-caffe": ZooEntry(LeNet5Caffe, epochs=12, lr=1e-3),
+    "lenet5": ZooEntry(LeNet5, epochs=12, lr=1e-3),
+    "resnet-small": ZooEntry(ResNetSmall, epochs=8, lr=2e-3),
+}
+
+
+def zoo_entry(spec: str) -> ZooEntry | None:
+    """The zoo entry for ``spec``, or None for a user factory."""
+    return ZOO.get(spec)
+
+
+def build_model(spec: str) -> nn.Module:
+    """Build an untrained model from a zoo name or ``package.module:factory``.
+
+    Example:
+        >>> type(build_model("lenet5-caffe")).__name__
+        'LeNet5Caffe'
+    """
+    if spec in ZOO:
+        return ZOO[spec].factory()
+    if ":" in spec:
+        mod_name, _, fn_name = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod_name), fn_name)
+        except (ImportError, AttributeError) as e:
+            raise ModelError(f"cannot load model factory {spec!r}: {e}") from e
+        model = factory()
+        if not isinstance(model, nn.Module):
+            raise ModelError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+        return model
+    raise ModelError(
+        f"unknown model {spec!r}; use one of {', '.join(ZOO)} or package.module:factory"
+    )
+
+
+__all__ = ["ZOO", "ZooEntry", "build_model", "zoo_entry", "LeNet5", "LeNet5Caffe",
+           "ResNetSmall", "lenet_300_100"]
