@@ -53,3 +53,12 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write(target, boom)
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["keep.txt"]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = save_weights(nn.Linear(2, 2), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert os.stat(p).st_mode & 0o777 == 0o644
