@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 from ...config import Config, register
 from ...errors import ConfigError
 from ...targets import Targets
-from .gptq import gptq, hessian, rtn
+from .gptq import gptq, rtn
 from .primitives import as_matrix, expand_to, fake_quant
 
 
