@@ -28,8 +28,8 @@ from .primitives import as_matrix, expand_to, fake_quant
 
 
 class FixedQuant(nn.Module):
-    """Fake-quantize a weight on a fixed per-group grid (``scale``/``zero_point`` buffers,
-    or an LSQ ``scale`` parameter after ``qat.make_lsq``).
+    """Fake-quantize a weight on a per-group grid (``scale``/``zero_point`` buffers; under
+    LSQ the step is learned as ``scale · (1 + step_delta)``, see ``qat.make_lsq``).
 
     Example:
         >>> fq = FixedQuant(torch.full((2, 1), 0.5), torch.zeros(2, 1), 4, True, 0)
@@ -43,12 +43,11 @@ class FixedQuant(nn.Module):
         self.bits, self.symmetric, self.group_size = bits, symmetric, group_size
         self.register_buffer("scale", scale.float().clone())
         self.register_buffer("zero_point", zero_point.float().clone())
-        self.grad_scale = 1.0  # LSQ gradient scale of the step size; 1 without LSQ
+        self.step_delta: nn.Parameter | None = None  # learned by LSQ (qat.make_lsq)
 
     def step(self) -> torch.Tensor:
-        """The scale as used in the forward pass (LSQ gradient scaling applied)."""
-        s, g = self.scale, self.grad_scale
-        return s if g == 1.0 else (s - s * g).detach() + s * g
+        """The scale as used in the forward pass: ``scale · (1 + step_delta)`` under LSQ."""
+        return self.scale if self.step_delta is None else self.scale * (1 + self.step_delta)
 
     def codes(self, w: torch.Tensor) -> torch.Tensor:
         """Unsigned integer codes of ``w`` (shifted so the smallest code is 0)."""
