@@ -157,3 +157,39 @@ def act_quants(model: nn.Module) -> list[tuple[str, ActQuant]]:
 def weight_matrix(module: nn.Module) -> torch.Tensor:
     """The module's (possibly fake-quantized) weight as a 2-D matrix."""
     return as_matrix(module.weight)
+
+
+def baked_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every parametrization folded into plain parameters,
+    leaving ``model`` untouched.
+
+    ``netpress.api.bake(copy.deepcopy(model))`` is not safe: a deep copy shares the
+    dynamically created ``Parametrized<Class>`` of each module with the original, and
+    ``torch.nn.utils.parametrize.remove_parametrizations`` deletes the property from
+    that shared class, which breaks the original. Here the copy's modules are switched
+    back to their plain class without touching the shared one.
+
+    Example:
+        >>> from torch.nn.utils import parametrize
+        >>> lin = nn.Linear(4, 4)
+        >>> _ = parametrize.register_parametrization(lin, "weight", WeightQuant(4))
+        >>> plain = baked_copy(lin)
+        >>> type(plain).__name__, torch.equal(plain.weight, lin.weight)
+        ('Linear', True)
+    """
+    import copy
+
+    from torch.nn.utils import parametrize
+
+    out = copy.deepcopy(model)
+    for m in out.modules():
+        if not parametrize.is_parametrized(m):
+            continue
+        with torch.no_grad():
+            values = {n: getattr(m, n).detach().clone() for n in m.parametrizations.keys()}
+        del m._modules["parametrizations"]
+        m.__class__ = type(m).__bases__[0]
+        for n, v in values.items():
+            m.register_parameter(n, nn.Parameter(v))
+    return out
+

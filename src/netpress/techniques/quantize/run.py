@@ -20,7 +20,6 @@ from pathlib import Path
 
 from torch import nn
 
-from ...api import bake
 from ...context import Context
 from ...errors import ConfigError
 from ...export.runtimes import runner_accuracy
@@ -29,6 +28,7 @@ from ...profile.record import measure
 from ...targets import Targets
 from .bnfold import fold_batchnorm
 from .forms import BACKENDS, Form, build_forms, choose
+from .modules import baked_copy
 from .ptq import DynamicInt8, StaticInt8, apply_static_int8, dynamic_int8
 from .qat import Qat, qat
 from .storage import save_packed, weight_bits
@@ -159,7 +159,7 @@ def quantize_and_measure(
             from ...profile.timing import torch_runner
 
             # deployed as float weights rebuilt from the packed codes at load time
-            qmodel = bake(copy.deepcopy(qmodel))
+            qmodel = baked_copy(qmodel)
             forms.append(Form(f"torch-w{bits}-{method}", "torch", f"w{bits}",
                               torch_runner(qmodel), p, file_size(p)))
         if len(forms) < 2:
