@@ -42,13 +42,13 @@ class Form:
     size_bytes: int
 
 
-def _dynamic_int8_state(qmodel: nn.Module) -> dict[str, torch.Tensor]:
-    """int8 codes, per-channel scales and float biases of a torch dynamic-int8 model."""
+def _torch_int8_state(qmodel: nn.Module) -> dict[str, torch.Tensor]:
+    """int8 codes, per-channel scales and float biases of a torch int8 model (dynamic or
+    FX static; quantized tensors cannot go to safetensors as they are)."""
     state = {}
     for name, m in qmodel.named_modules():
-        packed = getattr(m, "_packed_params", None)
-        if packed is not None and hasattr(packed, "_weight_bias"):
-            w, b = packed._weight_bias()
+        if callable(getattr(m, "weight", None)) and callable(getattr(m, "bias", None)):
+            w, b = m.weight(), m.bias()
             state[f"{name}.weight.int8"] = w.int_repr()
             if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
                 state[f"{name}.weight.scale"] = w.q_per_channel_scales().float()
@@ -88,9 +88,11 @@ def build_forms(
     backend: str = "auto",
     threads: int = 2,
     say: Callable[[str], None] = lambda s: None,
+    fx_static: nn.Module | None = None,
 ) -> list[Form]:
     """Every deployed form the backend choice and installed extras allow. ``static`` is a
-    calibrated fake-quant model (exported as QDQ), ``dynamic`` a torch dynamic-int8 model.
+    calibrated fake-quant model (exported as QDQ), ``dynamic`` a torch dynamic-int8 model,
+    ``fx_static`` a torch x86 static-int8 model.
     The torch fp32 form always comes first (it is the baseline).
 
     Example:
@@ -100,8 +102,12 @@ def build_forms(
     fp_path = save_weights(fp32, workdir / "fp32.safetensors")
     forms = [Form("torch-fp32", "torch", "fp32", torch_runner(fp32), fp_path,
                   file_size(fp_path))]
+    if fx_static is not None and wanted(backend, "torch"):
+        p = save_weights(_torch_int8_state(fx_static), workdir / "torch-int8-static.safetensors")
+        forms.append(Form("torch-int8-static", "torch", "int8-static", torch_runner(fx_static),
+                          p, file_size(p)))
     if dynamic is not None and wanted(backend, "torch"):
-        p = save_weights(_dynamic_int8_state(dynamic), workdir / "torch-int8-dynamic.safetensors")
+        p = save_weights(_torch_int8_state(dynamic), workdir / "torch-int8-dynamic.safetensors")
         forms.append(Form("torch-int8-dynamic", "torch", "int8-dynamic", torch_runner(dynamic),
                           p, file_size(p)))
     onnx_wanted = wanted(backend, "onnxruntime") or wanted(backend, "openvino")

@@ -149,3 +149,33 @@ def dynamic_int8(model: nn.Module, cfg: DynamicInt8 | None = None) -> nn.Module:
 def apply_dynamic_int8(model: nn.Module, cfg: DynamicInt8, ctx) -> nn.Module:
     """Handler: dynamic int8 of the target Linear layers."""
     return dynamic_int8(model, cfg)
+
+
+def fx_static_int8(model: nn.Module, batches) -> nn.Module:
+    """A torch x86 static-int8 copy of ``model`` (FX graph mode, torch's default x86
+    qconfig: histogram observers for activations, per-channel weights), calibrated on
+    ``batches``. It runs torch's quantized kernels (fbgemm/oneDNN), the "PyTorch x86
+    backend" form; its observers are torch's, not netpress's.
+
+    Example:
+        >>> q = fx_static_int8(nn.Sequential(nn.Linear(4, 3)), [torch.randn(8, 4)])
+        >>> q(torch.randn(2, 4)).shape
+        torch.Size([2, 3])
+    """
+    import copy
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    batches = [b[0] if isinstance(b, tuple | list) else b for b in batches]
+    if not batches:
+        raise ConfigError("static int8 needs at least one calibration batch")
+    torch.backends.quantized.engine = "x86"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"),
+                              (batches[0][:1],))
+        for x in batches:
+            prepared(x)
+        return convert_fx(prepared)
+

@@ -27,9 +27,9 @@ from ...io import file_size, write_json
 from ...profile.record import measure
 from ...targets import Targets
 from .bnfold import fold_batchnorm
-from .forms import BACKENDS, Form, build_forms, choose
+from .forms import BACKENDS, Form, build_forms, choose, wanted
 from .modules import baked_copy
-from .ptq import DynamicInt8, StaticInt8, apply_static_int8, dynamic_int8
+from .ptq import DynamicInt8, StaticInt8, apply_static_int8, dynamic_int8, fx_static_int8
 from .qat import Qat, qat
 from .storage import save_packed, weight_bits
 from .weight_only import WeightOnly, quantize_weights
@@ -113,7 +113,7 @@ def quantize_and_measure(
     ctx = Context(split, seed=seed, threads=threads)
     fp32 = fp32.eval()
     example = split.test[0][:1]
-    static = dynamic = None
+    static = dynamic = fx_static = None
     mixed = None
     if family == "int8":
         if method in ("static", "both"):
@@ -122,6 +122,9 @@ def quantize_and_measure(
             static = apply_static_int8(copy.deepcopy(fp32), cfg, ctx)
             if qat_epochs:
                 qat(static, Qat(qat_epochs, qat_lr, "ste"), ctx)
+            if wanted(backend, "torch"):
+                say("calibrating torch x86 static int8 (FX)")
+                fx_static = fx_static_int8(fp32, ctx.calib_loader())
         if method in ("dynamic", "both"):
             dynamic = dynamic_int8(fp32, DynamicInt8(Targets(types=("Linear",), ignore=keep)))
         # counts (params, MACs, bits per layer) come from a float copy marked with the
@@ -152,7 +155,8 @@ def quantize_and_measure(
         # weight-only forms run in torch (float weights rebuilt from packed codes): their
         # gain is size, so the other runtimes' fp32 forms are not built for them
         forms = build_forms(fp32, static, dynamic, example, tmp,
-                            "torch" if family == "weight" else backend, threads, say)
+                            "torch" if family == "weight" else backend, threads, say,
+                            fx_static=fx_static)
         if family == "weight":
             p = save_packed(qmodel, tmp / "quantized.safetensors", {"model": name})
             wbits = weight_bits(qmodel)
