@@ -17,7 +17,7 @@ from netpress.techniques.quantize.weight_only import (  # noqa: E402
 
 
 def _bert():
-    cfg = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
+    cfg = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=1,
                                   num_attention_heads=2, intermediate_size=128,
                                   max_position_embeddings=32)
     torch.manual_seed(0)
