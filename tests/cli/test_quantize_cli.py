@@ -73,3 +73,16 @@ def test_quantize_errors_are_one_line(capsys, weights, tmp_path, args, msg):
     code, _, err = _run(capsys, "quantize", "-m", "lenet-300-100", "-w", weights, "-d", "digits",
                         "--out", str(tmp_path / "x"), *args)
     assert code == 2 and msg in err and "Traceback" not in err
+
+
+def test_quantize_mixed_budget_with_qat(capsys, weights, tmp_path):
+    code, out, err = _run(capsys, "quantize", "-m", "lenet-300-100", "-w", weights, "-d",
+                          "digits", "--scheme", "w3-rtn", "--group-size", "0",
+                          "--bits-budget", "3", "--qat-epochs", "1", "--qat-lr", "1e-4",
+                          "--rounds", "1", "--out", str(tmp_path / "mx"), "--json")
+    assert code == 0, err
+    rec = json.loads(out)
+    mixed = rec["mixed_precision"]
+    assert mixed["average_bits"] <= 3.0 and len(mixed["layers"]) == 3
+    assert rec["qat_method"] == "lsq" and rec["qat_epochs"] == 1
+    assert rec["weight_bits"] < 3.5
