@@ -1,0 +1,170 @@
+"""``netpress quantize`` and ``netpress quantize-diagnose``."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from .. import ui
+from ..errors import ConfigError
+from ..profile.table import summary_table
+from .common import (
+    DataDirOpt,
+    DataOpt,
+    JsonOpt,
+    ModelOpt,
+    SeedOpt,
+    ThreadsOpt,
+    WeightsOpt,
+    emit_json,
+    get_model,
+    get_split,
+    start,
+)
+
+
+def _keep(keep: str | None) -> tuple[str, ...]:
+    return tuple(k.strip() for k in keep.split(",") if k.strip()) if keep else ()
+
+
+def forms_table(rec: dict) -> Table:
+    """Every deployed form: accuracy, bytes, latency at batch 1 and N."""
+    n = rec["latency_ms"]["batch_n"]
+    t = Table(title=f"{rec['model']} {rec['scheme']}: every deployed form, "
+                    f"{rec['threads']} threads", title_justify="left")
+    for col in ("form", "test acc", "val acc", "bytes", "b1 p50 ms", f"b{n} p50 ms",
+                f"b{n} vs fp32 torch", ""):
+        t.add_column(col, justify="left" if col in ("form", "") else "right")
+    base = rec["forms"][0]["latency_ms"]["batchN_p50"]
+    for r in rec["forms"]:
+        lat = r["latency_ms"]
+        t.add_row(r["name"], f"{r['accuracy'] * 100:.2f}%", f"{r['val_accuracy'] * 100:.2f}%",
+                  f"{r['size_bytes']:,}", f"{lat['batch1_p50']:.3f}", f"{lat['batchN_p50']:.3f}",
+                  f"{base / lat['batchN_p50']:.2f}×",
+                  "← chosen" if r["name"] == rec["chosen_form"] else "")
+    return t
+
+
+def mixed_table(mixed: dict) -> Table:
+    """Per-layer sensitivity (val KL at each width) and the chosen width."""
+    t = Table(title=f"mixed precision: budget {mixed['budget_bits']} bits, "
+                    f"used {mixed['average_bits']:.2f}", title_justify="left")
+    t.add_column("layer")
+    t.add_column("params", justify="right")
+    for b in mixed["bit_choices"]:
+        t.add_column(f"KL @{b}b", justify="right")
+    t.add_column("chosen", justify="right")
+    for r in mixed["layers"]:
+        t.add_row(r["name"], f"{r['params']:,}",
+                  *[f"{r['kl'][str(b)]:.2e}" for b in mixed["bit_choices"]], f"{r['bits']}")
+    return t
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the quantization commands to ``app``."""
+
+    @app.command()
+    def quantize(
+        model: str = ModelOpt,
+        weights: str = WeightsOpt,
+        data: str = DataOpt,
+        data_dir: str = DataDirOpt,
+        scheme: str = typer.Option("int8-static", "--scheme", help=(
+            "int8-static | int8-dynamic | int8 (both) | w8 | w4-rtn | w4-gptq | w3-gptq | "
+            "w2-gptq (weight-only: w2..w8, -rtn or -gptq).")),
+        backend: str = typer.Option("auto", "--backend", help=(
+            "auto (measure every installed backend, keep the fastest within tolerance) | "
+            "onnxruntime | openvino | torch.")),
+        group_size: int = typer.Option(128, "--group-size",
+                                       help="Weight-only: inputs per scale (0 = per channel)."),
+        observer: str = typer.Option("minmax", "--observer", help=(
+            "Static int8 activation ranges: minmax | ema | percentile | mse | kl.")),
+        qat_epochs: int = typer.Option(0, "--qat-epochs",
+                                       help="Quantization-aware fine-tuning epochs after PTQ."),
+        qat_method: str = typer.Option("lsq", "--qat-method",
+                                       help="Weight-only QAT: lsq (learned steps) | ste."),
+        qat_lr: float = typer.Option(1e-4, "--qat-lr", help="QAT Adam learning rate."),
+        bits_budget: float = typer.Option(None, "--bits-budget", help=(
+            "Weight-only mixed precision: mean bits per weight (choices 2/3/4/8 per layer).")),
+        keep: str = typer.Option(None, "--keep",
+                                 help="Comma-separated layer names to keep in float."),
+        tolerance_pp: float = typer.Option(0.5, "--tolerance-pp", help=(
+            "auto: largest validation accuracy drop (pp) a chosen form may have.")),
+        select_at: str = typer.Option("batchN", "--select-at",
+                                      help="auto picks the fastest at batch1 or batchN."),
+        rounds: int = typer.Option(5, "--rounds", help="Timing rounds (interleaved forms)."),
+        out: str = typer.Option(..., "--out", "-o", help="Output folder (created if missing)."),
+        seed: int = SeedOpt,
+        threads: int = ThreadsOpt,
+        json_out: bool = JsonOpt,
+    ):
+        """Quantize, measure every deployed form (fp32 and int8), keep the best, write DIR."""
+        from ..techniques.quantize.run import parse_scheme, quantize_and_measure
+
+        start(json_out)
+        parse_scheme(scheme)
+        if rounds < 1:
+            raise ConfigError("--rounds must be at least 1")
+        if qat_method not in ("lsq", "ste"):
+            raise ConfigError(f"--qat-method must be lsq or ste, got {qat_method!r}")
+        net = get_model(model, weights)
+        split = get_split(data, data_dir, seed)
+        rec = quantize_and_measure(
+            net, split, model, scheme, out=out, backend=backend, group_size=group_size,
+            observer=observer, qat_epochs=qat_epochs, qat_method=qat_method, qat_lr=qat_lr,
+            bits_budget=bits_budget, keep=_keep(keep), tolerance_pp=tolerance_pp,
+            select_at=select_at, threads=threads, seed=seed, rounds=rounds, say=ui.info)
+        if json_out:
+            emit_json(rec)
+            return
+        ui.out_console.print(forms_table(rec))
+        if rec.get("mixed_precision"):
+            ui.out_console.print(mixed_table(rec["mixed_precision"]))
+        ui.out_console.print(summary_table(rec))
+        for w in rec["warnings"]:
+            ui.out_console.print(f"[bold yellow]warning:[/] {w}")
+        ui.out_console.print(f"chosen form: {rec['chosen_form']}; wrote "
+                             f"{', '.join(rec['out_files'])} to {out}")
+
+    @app.command("quantize-diagnose")
+    def quantize_diagnose(
+        model: str = ModelOpt,
+        weights: str = WeightsOpt,
+        data: str = DataOpt,
+        data_dir: str = DataDirOpt,
+        scheme: str = typer.Option("w4-rtn", "--scheme", help="Weight-only scheme, e.g. w4-rtn."),
+        group_size: int = typer.Option(128, "--group-size"),
+        worst: int = typer.Option(3, "--worst", help="How many worst layers to name."),
+        seed: int = SeedOpt,
+        json_out: bool = JsonOpt,
+    ):
+        """Per-layer SQNR (weights, layer output, model output) naming the worst layers."""
+        from ..techniques.quantize.diagnose import diagnose
+        from ..techniques.quantize.run import parse_scheme
+        from ..techniques.quantize.weight_only import WeightOnly
+
+        start(json_out)
+        family, bits, method = parse_scheme(scheme)
+        if family != "weight":
+            raise ConfigError("quantize-diagnose takes a weight-only scheme such as w8-rtn or "
+                              "w4-gptq")
+        net = get_model(model, weights)
+        split = get_split(data, data_dir, seed)
+        calib = [split.calib[0][i:i + 256] for i in range(0, len(split.calib[0]), 256)]
+        rep = diagnose(net, split.val[0][:1000], WeightOnly(bits, group_size, method),
+                       calib, worst)
+        rep["model"] = model
+        if json_out:
+            emit_json(rep)
+            return
+        t = Table(title=f"{model} {scheme} g{group_size}: one layer quantized at a time",
+                  title_justify="left")
+        for col in ("layer", "params", "weight SQNR dB", "layer-output SQNR dB",
+                    "model-output SQNR dB"):
+            t.add_column(col, justify="left" if col == "layer" else "right")
+        for r in rep["layers"]:
+            t.add_row(r["name"], f"{r['params']:,}", f"{r['weight_sqnr_db']:.1f}",
+                      f"{r['output_sqnr_db']:.1f}", f"{r['model_output_sqnr_db']:.1f}")
+        ui.out_console.print(t)
+        ui.out_console.print(f"layers that hurt most: {', '.join(rep['worst'])} — keep them in "
+                             f"float with --keep {','.join(rep['worst'][:1])}")

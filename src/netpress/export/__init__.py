@@ -1,0 +1,1 @@
+"""Export to deployable forms (ONNX) and runners for runtimes (ONNX Runtime, OpenVINO)."""

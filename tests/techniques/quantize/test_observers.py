@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from netpress.techniques.quantize.observers import Observer
+
+G = torch.Generator().manual_seed(0)
+
+
+def _observe(data: torch.Tensor, batches: int = 8) -> Observer:
+    ob = Observer()
+    for chunk in data.chunk(batches):
+        ob.update(chunk)
+    return ob
+
+
+def test_minmax_uniform():
+    ob = _observe(torch.rand(100_000, generator=G) * 2 - 1)
+    lo, hi = ob.range("minmax", 8, False)
+    assert -1.0 <= lo < -0.999 and 0.999 < hi <= 1.0
+
+
+def test_ema_is_between_batch_extremes():
+    ob = Observer()
+    ob.update(torch.tensor([0.0, 1.0]))
+    ob.update(torch.tensor([0.0, 3.0]))
+    lo, hi = ob.range("ema", 8, False)
+    assert lo == 0.0 and hi == pytest.approx(0.9 * 1.0 + 0.1 * 3.0)
+
+
+def test_percentile_gaussian():
+    x = torch.randn(400_000, generator=G)
+    lo, hi = _observe(x).range("percentile", 8, False, percentile=0.999)
+    assert hi == pytest.approx(3.09, abs=0.05) and lo == pytest.approx(-3.09, abs=0.05)
+
+
+def test_histogram_survives_growing_range():
+    ob = Observer()
+    ob.update(torch.rand(50_000, generator=G))
+    ob.update(torch.rand(50_000, generator=G) * 10)
+    assert float(ob.hist.sum()) == 100_000
+    lo, hi = ob.range("percentile", 8, False, percentile=0.5)
+    assert 0.9 < hi < 1.6  # the median of the mixture is about 1
+
+
+@pytest.mark.parametrize("method", ["mse", "kl"])
+def test_clipping_methods_clip_heavy_tails(method):
+    x = torch.distributions.Laplace(0.0, 1.0).sample((300_000,))
+    ob = _observe(x)
+    lo, hi = ob.range(method, 8 if method == "kl" else 4, True)
+    mx = float(x.abs().max())
+    assert 1.0 < hi < 0.9 * mx and lo < -1.0
+
+
+def test_mse_beats_minmax_error_at_4_bits():
+    from netpress.techniques.quantize.primitives import fake_quant, scale_zero_point
+    x = torch.distributions.Laplace(0.0, 1.0).sample((200_000,))
+    ob = _observe(x)
+    errs = {}
+    for m in ("minmax", "mse"):
+        lo, hi = ob.range(m, 4, True)
+        s, z = scale_zero_point(torch.tensor(lo), torch.tensor(hi), 4, True)
+        errs[m] = float((fake_quant(x, s, z, 4, True) - x).pow(2).mean())
+    assert errs["mse"] < 0.5 * errs["minmax"]
+
+
+def test_empty_observer_refuses():
+    with pytest.raises(RuntimeError):
+        Observer().range("minmax", 8, False)
