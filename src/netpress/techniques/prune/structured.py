@@ -26,6 +26,7 @@ from ...train import cross_entropy_loss
 from .magnitude import LayerSparsity, Scope, check_fraction, check_overrides
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor"]
+_NUDGE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class StructuredPrune(Config):
         'taylor'
     """
 
-    ratio: float = 0.5  # fraction of output channels/neurons removed from each pruned layer
+    ratio: float = 0.5  # fraction of output channels removed per layer (kept = floor(n(1-r)))
     importance: Importance = "l1"  # l1/l2 of weights, bn_scale (|γ|), taylor (|w·∂L/∂w|)
     scope: Scope = "layer"  # "layer": every layer loses `ratio`; "global": ranked together
     steps: int = 1  # pruning steps; the ratio rises linearly to its final value
@@ -150,14 +151,16 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
         LayerSparsity(p, 0.0).matches(n) for p in cfg.targets.ignore)]
     ignored += [m for n, m in names.items() if isinstance(m, nn.Linear | nn.Conv2d)
                 and type(m).__name__ not in cfg.targets.types]
+    # Torch-Pruning keeps floor(channels × (1 − ratio)); the nudge stops 1 − 0.8 = 0.1999…
+    # from costing a channel to floating-point error.
     ratio_dict = {}
     for n, m in names.items():
         for o in cfg.overrides:
             if n and o.matches(n) and m not in ignored:
-                ratio_dict[m] = o.sparsity
+                ratio_dict[m] = max(0.0, o.sparsity - _NUDGE)
     pruner = tp.pruner.MetaPruner(
         model, example, importance=importance_of(cfg.importance, model),
-        global_pruning=cfg.scope == "global", pruning_ratio=cfg.ratio,
+        global_pruning=cfg.scope == "global", pruning_ratio=max(0.0, cfg.ratio - _NUDGE),
         pruning_ratio_dict=ratio_dict or None, max_pruning_ratio=cfg.max_ratio,
         iterative_steps=cfg.steps, ignored_layers=ignored,
     )
