@@ -18,6 +18,7 @@ from torch import nn
 from ...api import bake
 from ...data.splits import Split
 from ...io import file_size, save_weights
+from ...profile.counters import count_macs, count_params
 from ...profile.record import measure, saved_size_bytes
 from ...targets import Targets
 from .masking import overall_sparsity, weight_sparsity
@@ -67,6 +68,8 @@ def pruned_record(
         "dense_size_bytes": dense,
         "sparse_size_bytes": sparse,
         "size_format": "sparse-csr" if sparse < dense else "dense-safetensors",
+        "baseline_params": count_params(baseline),
+        "baseline_macs": sum(count_macs(baseline, split.test[0][:1]).values()),
         "weight_sparsity": overall_sparsity(model, targets),
         "layer_sparsity": weight_sparsity(model, targets),
         "speedup_batch1": rec["baseline_latency_ms"]["batch1_p50"]

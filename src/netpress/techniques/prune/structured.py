@@ -146,11 +146,10 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
     bake(model)  # Torch-Pruning needs plain weights, not parametrizations
     example = ctx.split.train[0][:1]
     names = dict(model.named_modules())
+    selected = {id(m) for _, m in cfg.targets.select(model)}
     ignored = output_layers(model, example)
-    ignored += [m for n, m in names.items() if n and any(
-        LayerSparsity(p, 0.0).matches(n) for p in cfg.targets.ignore)]
-    ignored += [m for n, m in names.items() if isinstance(m, nn.Linear | nn.Conv2d)
-                and type(m).__name__ not in cfg.targets.types]
+    ignored += [m for m in names.values() if isinstance(m, nn.Linear | nn.modules.conv._ConvNd)
+                and id(m) not in selected and m not in ignored]
     # Torch-Pruning keeps floor(channels × (1 − ratio)); the nudge stops 1 − 0.8 = 0.1999…
     # from costing a channel to floating-point error.
     ratio_dict = {}
