@@ -26,6 +26,12 @@ from netpress.techniques.prune.report import pruned_record
 EXPERIMENTS = {
     "lenet-300-100/agp-92": ("lenet-300-100", GradualPrune(
         sparsity=0.92, epochs=6, end_fraction=0.6, frequency=40, lr=5e-4)),
+    "lenet-300-100/agp-92-long": ("lenet-300-100", GradualPrune(
+        sparsity=0.92, epochs=15, end_fraction=0.5, frequency=40, lr=1e-3)),
+    "lenet-300-100/agp-92-24ep": ("lenet-300-100", GradualPrune(
+        sparsity=0.92, epochs=24, end_fraction=0.4, frequency=40, lr=1e-3)),
+    "lenet-300-100/agp-92-kd": ("lenet-300-100", GradualPrune(
+        sparsity=0.92, epochs=15, end_fraction=0.5, frequency=40, lr=1e-3, self_distill=0.7)),
     "lenet-300-100/oneshot-92": ("lenet-300-100", MagnitudePrune(
         0.92, scope="global", finetune_epochs=6, lr=5e-4)),
     "lenet-300-100/han-q1.8": ("lenet-300-100", IterativePrune(

@@ -21,7 +21,7 @@ from netpress.zoo import build_model
 
 CONFIGS = [
     MagnitudePrune(0.8),
-    GradualPrune(sparsity=0.8, epochs=1, frequency=2),
+    GradualPrune(sparsity=0.8, epochs=1, frequency=2, self_distill=0.5),
     IterativePrune(quality=0.5, iterations=2, epochs_per_iteration=0),
     NMSparsity(2, 4),
     StructuredPrune(0.5, importance="l2"),
