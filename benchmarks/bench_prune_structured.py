@@ -26,6 +26,11 @@ EXPERIMENTS = {
         0.5, importance="l1", finetune_epochs=3, lr=5e-4)),
     "lenet5-caffe/75%-l1-3steps": ("lenet5-caffe", StructuredPrune(
         0.75, importance="l1", steps=3, epochs_between=1, finetune_epochs=3, lr=5e-4)),
+    "lenet5-caffe/50%-l1-kd": ("lenet5-caffe", StructuredPrune(
+        0.5, importance="l1", finetune_epochs=3, lr=1e-3, self_distill=0.7)),
+    "lenet5-caffe/75%-l1-3steps-kd": ("lenet5-caffe", StructuredPrune(
+        0.75, importance="l1", steps=3, epochs_between=1, finetune_epochs=3, lr=1e-3,
+        self_distill=0.7)),
     "resnet-small/50%-l1": ("resnet-small", StructuredPrune(
         0.5, importance="l1", finetune_epochs=3, lr=1e-3)),
 }

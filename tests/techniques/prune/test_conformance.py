@@ -24,7 +24,7 @@ CONFIGS = [
     GradualPrune(sparsity=0.8, epochs=1, frequency=2, self_distill=0.5),
     IterativePrune(quality=0.5, iterations=2, epochs_per_iteration=0),
     NMSparsity(2, 4),
-    StructuredPrune(0.5, importance="l2"),
+    StructuredPrune(0.5, importance="l2", finetune_epochs=1, self_distill=0.5),
 ]
 
 

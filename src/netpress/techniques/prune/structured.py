@@ -10,6 +10,7 @@ steps with fine-tuning between them, and saving/reloading (``resize.py``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +48,8 @@ class StructuredPrune(Config):
     lr: float = 1e-4  # Adam learning rate of the fine-tuning (cosine decay)
     max_ratio: float = 0.9  # no layer loses more than this fraction (global scope)
     taylor_batches: int = 8  # calibration batches whose gradients score Taylor importance
+    self_distill: float = 0.0  # weight (0..1) of a KL term towards the unpruned model's outputs
+    temperature: float = 4.0  # softmax temperature of that KL term
     overrides: tuple[LayerSparsity, ...] = ()  # per-layer ratios that replace `ratio`
     targets: Targets = Targets(types=("Linear", "Conv2d"))  # ignore= names are left whole
 
@@ -56,8 +59,9 @@ class StructuredPrune(Config):
         check_overrides(self.overrides)
         if self.steps < 1 or self.epochs_between < 0 or self.finetune_epochs < 0:
             raise ConfigError("steps must be >= 1; epochs_between and finetune_epochs >= 0")
-        if self.lr <= 0 or self.taylor_batches < 1:
-            raise ConfigError("lr must be > 0 and taylor_batches >= 1")
+        if self.lr <= 0 or self.taylor_batches < 1 or self.temperature <= 0:
+            raise ConfigError("lr and temperature must be > 0 and taylor_batches >= 1")
+        check_fraction(self.self_distill, "self_distill", allow_one=True)
 
 
 def importance_of(name: str, model: nn.Module):
@@ -144,6 +148,11 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
         (10, 250)
     """
     bake(model)  # Torch-Pruning needs plain weights, not parametrizations
+    loss_fn = cross_entropy_loss
+    if cfg.self_distill > 0:
+        from .schedule import self_distill_loss
+
+        loss_fn = self_distill_loss(copy.deepcopy(model), cfg.self_distill, cfg.temperature)
     example = ctx.split.train[0][:1]
     names = dict(model.named_modules())
     selected = {id(m) for _, m in cfg.targets.select(model)}
@@ -170,7 +179,7 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
         model.zero_grad(set_to_none=True)
         epochs = cfg.epochs_between if step < cfg.steps - 1 else cfg.finetune_epochs
         if epochs:
-            ctx.finetune(model, epochs, lr=cfg.lr,
+            ctx.finetune(model, epochs, lr=cfg.lr, loss_fn=loss_fn,
                          description=f"prune: structured step {step + 1}/{cfg.steps}")
     model.eval()
     return model
