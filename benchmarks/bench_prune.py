@@ -39,6 +39,8 @@ EXPERIMENTS = {
     "lenet-300-100/nm-2:4": ("lenet-300-100", NMSparsity(2, 4, finetune_epochs=4, lr=5e-4)),
     "lenet5-caffe/agp-92": ("lenet5-caffe", GradualPrune(
         sparsity=0.92, epochs=5, end_fraction=0.6, frequency=40, lr=5e-4)),
+    "lenet5-caffe/agp-92-kd": ("lenet5-caffe", GradualPrune(
+        sparsity=0.92, epochs=8, end_fraction=0.5, frequency=40, lr=1e-3, self_distill=0.7)),
 }
 
 # Fine-tuning runs on one thread: four developers share two cores, and two OpenMP

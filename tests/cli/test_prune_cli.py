@@ -46,9 +46,10 @@ def test_prune_structured_then_profile(capsys, weights, tmp_path):
     out = tmp_path / "s.safetensors"
     code, stdout, err = run(capsys, "prune", "--model", "lenet-300-100", "--weights", weights,
                             "--data", "digits", "--method", "structured", "--sparsity", "0.5",
-                            "--out", str(out), "--json")
+                            "-e", "1", "--self-distill", "0.5", "--out", str(out), "--json")
     assert code == 0, err
     rec = json.loads(stdout)
+    assert rec["config"]["self_distill"] == 0.5 and rec["config"]["finetune_epochs"] == 1
     assert rec["channels"] == {"1": 150, "3": 50, "5": 10}
     assert rec["params"] < rec["layers"][0]["params"] * 2
     code, stdout, _ = run(capsys, "profile", "--model", "lenet-300-100", "--weights", str(out),

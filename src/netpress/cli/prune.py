@@ -67,7 +67,8 @@ def parse_overrides(items: list[str]) -> tuple[LayerSparsity, ...]:
 
 def build_config(method: str, sparsity: float | None, scope: str | None, n: int, m: int,
                  importance: str, steps: int, epochs: int, lr: float, quality: float,
-                 overrides: tuple[LayerSparsity, ...], targets: Targets):
+                 overrides: tuple[LayerSparsity, ...], targets: Targets,
+                 self_distill: float = 0.0):
     """The technique config the command line asks for."""
     if method not in METHODS:
         raise ConfigError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
@@ -81,7 +82,8 @@ def build_config(method: str, sparsity: float | None, scope: str | None, n: int,
                               finetune_epochs=epochs, lr=lr, targets=targets)
     if method == "agp":
         return GradualPrune(sparsity=sparsity, epochs=max(1, epochs), scope=scope,
-                            overrides=overrides, lr=lr, targets=targets)
+                            overrides=overrides, lr=lr, self_distill=self_distill,
+                            targets=targets)
     if method == "nm":
         return NMSparsity(n, m, finetune_epochs=epochs, lr=lr, targets=targets)
     if method == "han":
@@ -94,7 +96,8 @@ def build_config(method: str, sparsity: float | None, scope: str | None, n: int,
                            epochs_between=epochs // steps if steps > 1 else 0,
                            finetune_epochs=epochs - (steps - 1) * (epochs // steps)
                            if steps > 1 else epochs,
-                           lr=lr, overrides=overrides, targets=targets)
+                           lr=lr, self_distill=self_distill, overrides=overrides,
+                           targets=targets)
 
 
 def _prune_table(rec: dict) -> Table:
@@ -143,6 +146,9 @@ def register_commands(app: typer.Typer) -> None:
         finetune_epochs: int = typer.Option(0, "--finetune-epochs", "-e",
                                             help="Fine-tuning epochs (agp: at least 1)."),
         lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning Adam learning rate."),
+        self_distill: float = typer.Option(0.0, "--self-distill",
+                                           help="agp/structured: weight (0..1) of a KL term "
+                                                "towards the unpruned model while fine-tuning."),
         ignore: list[str] = typer.Option([], "--ignore",
                                          help="Layer names (or re:patterns) left unpruned."),
         override: list[str] = typer.Option([], "--override",
@@ -158,7 +164,7 @@ def register_commands(app: typer.Typer) -> None:
         start(json_out)
         targets = Targets(ignore=tuple(ignore))
         cfg = build_config(method, sparsity, scope, n, m, importance, steps, finetune_epochs,
-                           lr, quality, parse_overrides(override), targets)
+                           lr, quality, parse_overrides(override), targets, self_distill)
         net = get_model(model, weights)
         original = copy.deepcopy(net)
         split = get_split(data, data_dir, seed)
