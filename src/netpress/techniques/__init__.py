@@ -1,1 +1,2 @@
-"""Compression techniques, one subpackage each."""
+"""Compression techniques. Each subpackage registers its configs with ``netpress.config``
+when imported (``import netpress.techniques.prune``)."""
