@@ -21,7 +21,7 @@ import tensorly as tl
 import torch
 from tensorly.decomposition import parafac, partial_tucker
 
-from .svd import singular_values
+from .svd import single_thread, singular_values
 
 
 def mode_singular_values(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +59,7 @@ def tucker2_factors(
     if not (1 <= r_out <= o and 1 <= r_in <= i):
         raise ValueError(f"Tucker ranks must be in 1..{o} and 1..{i}, got {ranks}")
     x = kernel.detach().double().cpu().numpy()
-    with tl.backend_context("numpy"):
+    with tl.backend_context("numpy"), single_thread():
         (core, (u_out, u_in)), _ = partial_tucker(
             x, [r_out, r_in], modes=[0, 1], init="svd", n_iter_max=n_iter_max, tol=1e-10)
     dt = kernel.dtype
@@ -88,16 +88,15 @@ def cp_factors(
     are folded into ``last``.
 
     Example:
-        >>> f, v, h, l = cp_factors(torch.randn(6, 4, 3, 3), 5)
-        >>> f.shape, v.shape, h.shape, l.shape
-        (torch.Size([5, 4, 1, 1]), torch.Size([5, 1, 3, 1]), torch.Size([5, 1, 1, 3]), torch.Size([6, 5, 1, 1]))
+        >>> [tuple(t.shape) for t in cp_factors(torch.randn(6, 4, 3, 3), 5)]
+        [(5, 4, 1, 1), (5, 1, 3, 1), (5, 1, 1, 3), (6, 5, 1, 1)]
     """
     if kernel.dim() != 4:
         raise ValueError(f"CP needs a 4-D conv kernel, got shape {tuple(kernel.shape)}")
     if rank < 1:
         raise ValueError(f"CP rank must be ≥ 1, got {rank}")
     x = kernel.detach().double().cpu().numpy()
-    with tl.backend_context("numpy"), warnings.catch_warnings():
+    with tl.backend_context("numpy"), warnings.catch_warnings(), single_thread():
         # tensorly warns when the SVD init asks for more vectors than a small mode has
         warnings.simplefilter("ignore", UserWarning)
         cp = parafac(x, rank, init="svd", n_iter_max=n_iter_max, tol=1e-8,
