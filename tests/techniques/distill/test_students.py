@@ -32,7 +32,8 @@ def test_lenet5_caffe_student_is_over_5x_smaller():
 def test_resnet_width_and_depth():
     teacher = build_model("resnet-small")
     narrow = scale_width(teacher, 0.5, X)
-    assert narrow.stem[0][0].out_channels == teacher.stem[0][0].out_channels // 2 and narrow(X).shape == (2, 10)
+    assert narrow.stem[0][0].out_channels == teacher.stem[0][0].out_channels // 2
+    assert narrow(X).shape == (2, 10)
     shallow = drop_layers(teacher, ["layer1"], X)
     assert count_params(shallow) < count_params(teacher) and shallow(X).shape == (2, 10)
     with pytest.raises(ModelError, match="only blocks whose output shape"):
