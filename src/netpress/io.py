@@ -123,8 +123,9 @@ def save_weights(
 
 def _looks_like_pickle(head: bytes) -> bool:
     # torch.save writes a zip archive (PK\x03\x04) or, in the legacy format, a raw
-    # pickle stream starting with the PROTO opcode 0x80.
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+    # pickle stream starting with the PROTO opcode 0x80. A safetensors file starts with
+    # its little-endian header length, whose first byte may also be 0x80, and then "{".
+    return head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and head[8:9] != b"{")
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -137,7 +138,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}; train one with `netpress train`")
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
     if _looks_like_pickle(head):
         raise FormatError(
             f"{path} is a pickle (torch.save) file, which netpress never loads because "

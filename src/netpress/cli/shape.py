@@ -55,6 +55,9 @@ def register_commands(app: typer.Typer) -> None:
                                     "package.module:factory); default: the teacher × --width."),
         width: float = typer.Option(0.5, "--width", help="Width multiplier of the student "
                                     "built from the teacher (0 < w ≤ 1)."),
+        prune_ratio: float = typer.Option(0.0, "--prune-ratio", help="Student = the teacher "
+                                          "structurally pruned by this fraction (keeps its "
+                                          "weights)."),
         drop: list[str] = typer.Option(None, "--drop", help="Teacher block to leave out of the "
                                        "student (repeatable; shape-preserving blocks only)."),
         temperature: float = typer.Option(4.0, "--temperature", "-T",
@@ -80,13 +83,15 @@ def register_commands(app: typer.Typer) -> None:
         from ..techniques.edits import save_edited
 
         start(json_out)
-        cfg = Distill(student=student or "", width=width, drop=_pairs(drop),
+        if prune_ratio and width == 0.5:
+            width = 1.0  # --width's default does not apply to a pruned student
+        cfg = Distill(student=student or "", width=width, drop=_pairs(drop), prune_ratio=prune_ratio,
                       temperature=temperature, alpha=alpha, hints=_pairs(hint),
                       attention=_pairs(attention), epochs=epochs, lr=lr)
         t = get_model(teacher, teacher_weights)
         split = get_split(data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
-        s = build_student(t, cfg, split.train[0][:2], seed=seed)
+        s = build_student(t, cfg, split.train[0][:2], seed=seed, ctx=ctx)
         ui.info(f"student: {sum(p.numel() for p in s.parameters()):,} parameters; "
                 f"teacher: {sum(p.numel() for p in t.parameters()):,}")
         result = distill_into(s, t, cfg, ctx)

@@ -74,3 +74,19 @@ def test_student_round_trips_through_save_and_load(tmp_path):
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(again.eval()(x), student.eval()(x))
+
+
+def test_pruned_student_keeps_weights_and_reloads(tmp_path, digits):
+    from netpress.context import Context
+    from netpress.techniques.distill import prune_student
+
+    torch.manual_seed(0)
+    teacher = build_model("lenet5-caffe")
+    student = prune_student(teacher, 0.5, Context(digits))
+    assert (student.conv1.out_channels, student.fc1.out_features) == (10, 250)
+    assert count_params(student) < count_params(teacher) / 3
+    path = save_edited(student, tmp_path / "p.safetensors", "lenet5-caffe")
+    again = load_edited(path)
+    x = digits.test[0][:4]
+    with torch.no_grad():
+        assert torch.equal(again(x), student(x))

@@ -21,7 +21,7 @@ from ...context import Context
 from ...errors import ConfigError, ModelError
 from ...zoo import build_model
 from .losses import attention_loss, embedding_loss, hint_loss, kd_loss
-from .students import drop_layers, scale_width
+from .students import drop_layers, prune_student, scale_width
 
 
 def parse_pairs(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -42,8 +42,10 @@ def parse_pairs(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
 class Distill(Config):
     """Knowledge distillation from the model (the teacher) into a student.
 
-    The student is ``student`` (zoo name or ``package.module:factory``) if given, else
-    the teacher scaled by ``width`` with ``drop`` blocks removed.
+    The student is ``student`` (zoo name or ``package.module:factory``) if given, the
+    teacher structurally pruned by ``prune_ratio`` if that is > 0 (it keeps the teacher's
+    surviving weights), else the teacher scaled by ``width`` (fresh weights), with
+    ``drop`` blocks removed in the last two cases.
 
     Example:
         >>> Distill(width=0.4, epochs=5).temperature
@@ -53,6 +55,7 @@ class Distill(Config):
     student: str = ""  # zoo spec or package.module:factory; "" = build from the teacher
     width: float = 0.5  # width multiplier of the built student, 0 < w ≤ 1
     drop: tuple[str, ...] = ()  # teacher blocks replaced by Identity in the built student
+    prune_ratio: float = 0.0  # > 0: the student is the teacher structurally pruned by this
     objective: Literal["logits", "embedding_mse", "embedding_cosine"] = "logits"
     temperature: float = 4.0  # softmax temperature T of the soft targets
     alpha: float = 0.9  # weight of the soft (teacher) term; 1 − alpha on the labels
@@ -66,6 +69,10 @@ class Distill(Config):
     def validate(self) -> None:
         if not 0.0 < self.width <= 1.0:
             raise ConfigError(f"width must be in (0, 1], got {self.width}")
+        if not 0.0 <= self.prune_ratio < 1.0:
+            raise ConfigError(f"prune_ratio must be in [0, 1), got {self.prune_ratio}")
+        if self.prune_ratio and (self.width < 1.0 or self.student):
+            raise ConfigError("choose one student: prune_ratio, width or student")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -137,12 +144,20 @@ def pooled(output) -> torch.Tensor:
     raise ModelError("cannot find an embedding in the model output; return a tensor")
 
 
-def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed: int = 0):
-    """The student ``cfg`` describes (fresh, seeded weights)."""
+def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed: int = 0,
+                  ctx: Context | None = None):
+    """The student ``cfg`` describes (seeded; ``prune_ratio`` needs ``ctx``)."""
     if cfg.student:
         torch.manual_seed(seed)
         return build_model(cfg.student)
-    student = scale_width(teacher, cfg.width, example, seed=seed) if cfg.width < 1 else teacher
+    if cfg.prune_ratio:
+        if ctx is None:
+            raise ConfigError("a pruned student needs a Context (data for the pruner)")
+        student = prune_student(teacher, cfg.prune_ratio, ctx)
+    elif cfg.width < 1:
+        student = scale_width(teacher, cfg.width, example, seed=seed)
+    else:
+        student = teacher
     if cfg.drop:
         student = drop_layers(student, cfg.drop, example)
     if student is teacher:
@@ -208,6 +223,6 @@ def logits_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
 @register(Distill)
 def apply_distill(model: nn.Module, cfg: Distill, ctx: Context) -> nn.Module:
     """The model is the teacher; returns the distilled student."""
-    student = build_student(model, cfg, ctx.split.train[0][:2], seed=ctx.seed)
+    student = build_student(model, cfg, ctx.split.train[0][:2], seed=ctx.seed, ctx=ctx)
     distill_into(student, model, cfg, ctx)
     return student

@@ -177,3 +177,29 @@ def _keep(model: nn.Module, path: str, k: int) -> None:
 def _replay_keep(model: nn.Module, edit: dict) -> nn.Module:
     _keep(model, edit["path"], edit["k"])
     return model
+
+
+def prune_student(teacher: nn.Module, ratio: float, ctx, importance: str = "l1") -> nn.Module:
+    """A student made by structured pruning (issue 3's ``StructuredPrune``, Torch-Pruning):
+    a copy of the teacher with ``ratio`` of every hidden layer's channels/neurons removed,
+    keeping the surviving weights as the student's starting point.
+
+    Example:
+        >>> s = prune_student(teacher, 0.5, ctx)  # doctest: +SKIP
+    """
+    from ..prune.structured import StructuredPrune, structured_prune
+
+    if edits_of(teacher):
+        raise ModelError("prune the original model, before other edits")
+    student = structured_prune(copy.deepcopy(teacher), StructuredPrune(ratio, importance=importance),
+                               ctx)
+    shapes = {k: list(v.shape) for k, v in student.state_dict().items()}
+    return record_edit(student, {"op": "resize", "shapes": shapes}, inherit=[])
+
+
+@edit_op("resize")
+def _replay_resize(model: nn.Module, edit: dict) -> nn.Module:
+    from ..prune.resize import resize_to_state
+
+    return resize_to_state(model, {k: torch.empty(s, device="meta")
+                                   for k, s in edit["shapes"].items()})
