@@ -1,3 +1,6 @@
+import sys
+import types
+
 import pytest
 import torch
 from torch import nn
@@ -28,15 +31,16 @@ def test_tie_uses_one_tensor_initialised_to_the_mean():
     assert count_params(m) == count_params(stack()) - 32 * 32 - 32
 
 
-def test_tied_layers_are_stored_once_and_reload_tied(tmp_path, digits):
+def test_tied_layers_are_stored_once_and_reload_tied(tmp_path, digits, monkeypatch):
+    fake = types.ModuleType("netpress_test_models")
+    fake.stack = stack
+    monkeypatch.setitem(sys.modules, "netpress_test_models", fake)
     m = tie(stack(), [["3", "5"]])
-    path = save_edited(m, tmp_path / "t.safetensors", "tests:stack")
+    path = save_edited(m, tmp_path / "t.safetensors", "netpress_test_models:stack")
     stored = load_weights(path)
     assert "3.weight" in stored and "5.weight" not in stored and "5.bias" not in stored
-    dense = save_edited(stack(), tmp_path / "d.safetensors", "tests:stack")
+    dense = save_edited(stack(), tmp_path / "d.safetensors", "netpress_test_models:stack")
     assert dense.stat().st_size - path.stat().st_size >= (32 * 32 + 32) * 4
-    import sys
-    sys.modules.setdefault("tests", type(sys)("tests")).stack = stack
     again = load_edited(path)
     assert again[3].weight is again[5].weight
     x = digits.test[0][:5]
