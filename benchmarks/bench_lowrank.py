@@ -8,7 +8,8 @@
    fine-tuning.
 
 Reproduce: ``NETPRESS_CACHE=/work/cache PYTHONPATH=src .venv/bin/python
-benchmarks/bench_lowrank.py [svd] [conv]``
+benchmarks/bench_lowrank.py [svd] [conv] [cp]``
+(no argument: all three parts).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from netpress.techniques.edits import save_edited
 from netpress.techniques.lowrank import LowRank, factorize, plan_ranks
 
 SVD_EPOCHS, SVD_LR = 5, 5e-4
-CONV_EPOCHS, CONV_LR = 3, 3e-4
+CONV_EPOCHS, CONV_LR, CONV_ENERGY = 2, 3e-4, 0.8
 
 
 def edited_size(model, spec: str) -> int:
@@ -111,12 +112,14 @@ def main(parts: list[str]) -> None:
         svd = svd_part(split)
         save_result("lowrank_svd", {"threads": THREADS, "svd": svd})
         print_rows([svd])
-    if not parts or "conv" in parts:
-        tucker = conv_part(split, "tucker2", 0.9)
-        cp = conv_part(split, "cp", 0.9)
-        save_result("lowrank_conv", {"threads": THREADS, "tucker2": tucker, "cp": cp})
-        print_rows([tucker, cp])
-        for part in (tucker, cp):
+    done = []
+    for kind, part in (("tucker2", "conv"), ("cp", "cp")):
+        if not parts or part in parts:
+            done.append(conv_part(split, kind, CONV_ENERGY))
+            save_result(f"lowrank_{kind}", {"threads": THREADS, kind: done[-1]})
+    if done:
+        print_rows(done)
+        for part in done:
             print(f"{part['kind']} conv2 plan {part['plan']}: params {part['conv2_params']}, "
                   f"speedup b1 {part['conv2_speedup_batch1']:.2f}×, "
                   f"b256 {part['conv2_speedup_batch256']:.2f}×")
