@@ -128,7 +128,7 @@ def plan_ranks(model: nn.Module, cfg: LowRank, ctx: Context | None = None) -> di
         >>> from netpress.zoo import build_model
         >>> plan = plan_ranks(build_model("lenet-300-100"), LowRank(energy=0.5))
         >>> sorted(plan)
-        ['1', '3']
+        ['1', '3', '5']
     """
     layers = candidates(model, cfg)
     fixed = {n: explicit_spec(m, cfg.ranks[n], cfg.conv) for n, m in layers if n in cfg.ranks}

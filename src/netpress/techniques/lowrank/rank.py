@@ -52,8 +52,8 @@ def energy_for_budget(
     non-decreasing in e). Returns 0.0 when even the smallest ranks do not fit.
 
     Example:
-        >>> energy_for_budget([lambda e: int(100 * e)], 50)
-        0.5
+        >>> round(energy_for_budget([lambda e: int(100 * e)], 50), 2)  # int(100·0.5099…) = 50
+        0.51
     """
     def total(e: float) -> int:
         return sum(c(e) for c in costs)

@@ -41,7 +41,7 @@ def similar_groups(model: nn.Module, targets: Targets, similarity: float) -> lis
     Example:
         >>> m = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
         >>> with torch.no_grad():
-        ...     m[1].weight.copy_(m[0].weight); m[1].bias.copy_(m[0].bias)
+        ...     _ = m[1].weight.copy_(m[0].weight), m[1].bias.copy_(m[0].bias)
         >>> similar_groups(m, Targets(types=("Linear",)), 0.99)
         [['0', '1']]
     """
