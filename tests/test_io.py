@@ -62,3 +62,15 @@ def test_written_files_get_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert os.stat(p).st_mode & 0o777 == 0o644
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_a_pickle(tmp_path):
+    from netpress.io import load_weights, safetensors_bytes, write_bytes
+
+    for n in range(1, 200):  # find metadata that makes the header length ≡ 0x80 mod 256
+        data = safetensors_bytes({"w": torch.zeros(2)}, {"pad": "x" * n})
+        if data[0] == 0x80:
+            break
+    assert data[0] == 0x80
+    path = write_bytes(tmp_path / "w.safetensors", data)
+    assert torch.equal(load_weights(path)["w"], torch.zeros(2))

@@ -31,6 +31,13 @@ def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
         >>> type(m).__name__
         'Sequential'
     """
+    if weights is not None:
+        # files written after shape-changing techniques (low-rank, students, tying) carry
+        # their architecture edits; rebuild the edited model rather than the plain one
+        from .techniques.edits import EDITS_KEY, load_edited, read_metadata
+
+        if EDITS_KEY in read_metadata(weights):
+            return load_edited(weights, spec)
     model = build_model(spec)
     if weights is not None:
         state = load_weights(weights)

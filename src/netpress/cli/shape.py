@@ -1,0 +1,163 @@
+"""``netpress distill`` and ``netpress lowrank``: techniques that change a model's shape.
+
+Both write the result as safetensors with its architecture edits in the metadata (so
+``netpress eval/profile --model M --weights OUT`` reload it) and print the measurement
+record against the original model, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .. import api, ui
+from ..context import Context
+from ..errors import NetpressError
+from ..io import file_size
+from ..profile.table import layer_table, summary_table
+from ..targets import Targets
+from .common import (
+    DataDirOpt,
+    DataOpt,
+    JsonOpt,
+    ModelOpt,
+    SeedOpt,
+    ThreadsOpt,
+    WeightsOpt,
+    emit_json,
+    get_model,
+    get_split,
+    start,
+)
+
+
+def _pairs(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(values or ())
+
+
+def _show(rec: dict, json_out: bool) -> None:
+    if json_out:
+        emit_json(rec)
+        return
+    ui.out_console.print(layer_table(rec))
+    ui.out_console.print(summary_table(rec))
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add ``distill`` and ``lowrank`` to ``app``."""
+
+    @app.command()
+    def distill(
+        teacher: str = typer.Option(..., "--teacher", help="Teacher model: zoo name or "
+                                    "package.module:factory."),
+        teacher_weights: str = typer.Option(..., "--teacher-weights",
+                                            help="Teacher weights (.safetensors)."),
+        student: str = typer.Option(None, "--student", help="Student model (zoo name or "
+                                    "package.module:factory); default: the teacher × --width."),
+        width: float = typer.Option(0.5, "--width", help="Width multiplier of the student "
+                                    "built from the teacher (0 < w ≤ 1)."),
+        prune_ratio: float = typer.Option(0.0, "--prune-ratio", help="Student = the teacher "
+                                          "structurally pruned by this fraction (keeps its "
+                                          "weights)."),
+        drop: list[str] = typer.Option(None, "--drop", help="Teacher block to leave out of the "
+                                       "student (repeatable; shape-preserving blocks only)."),
+        temperature: float = typer.Option(4.0, "--temperature", "-T",
+                                          help="Softmax temperature of the soft targets."),
+        alpha: float = typer.Option(0.9, "--alpha", help="Weight of the teacher term "
+                                    "(1 − alpha on the labels)."),
+        hint: list[str] = typer.Option(None, "--hint", help="FitNets hint 'student_layer="
+                                       "teacher_layer' (repeatable)."),
+        attention: list[str] = typer.Option(None, "--attention", help="Attention transfer "
+                                            "'student_layer=teacher_layer' (repeatable)."),
+        epochs: int = typer.Option(10, "--epochs", help="Training epochs of the student."),
+        lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (cosine schedule)."),
+        data: str = DataOpt,
+        data_dir: str = DataDirOpt,
+        seed: int = SeedOpt,
+        threads: int = ThreadsOpt,
+        out: str = typer.Option(..., "--out", "-o", help="Where to write the student "
+                                "(.safetensors)."),
+        json_out: bool = JsonOpt,
+    ):
+        """Distil a teacher into a smaller student; print the student's record vs the teacher."""
+        from ..techniques.distill import Distill, build_student, distill_into
+        from ..techniques.edits import save_edited
+
+        start(json_out)
+        if prune_ratio and width == 0.5:
+            width = 1.0  # --width's default does not apply to a pruned student
+        cfg = Distill(student=student or "", width=width, drop=_pairs(drop), prune_ratio=prune_ratio,
+                      temperature=temperature, alpha=alpha, hints=_pairs(hint),
+                      attention=_pairs(attention), epochs=epochs, lr=lr)
+        t = get_model(teacher, teacher_weights)
+        split = get_split(data, data_dir, seed)
+        ctx = Context(split, seed=seed, threads=threads)
+        s = build_student(t, cfg, split.train[0][:2], seed=seed, ctx=ctx)
+        ui.info(f"student: {sum(p.numel() for p in s.parameters()):,} parameters; "
+                f"teacher: {sum(p.numel() for p in t.parameters()):,}")
+        result = distill_into(s, t, cfg, ctx)
+        save_edited(s, out, student or teacher, {"teacher": teacher, "seed": str(seed),
+                                                 "epochs": str(epochs)})
+        rec = api.profile(s, split, name=f"{student or teacher} (student)", baseline=t,
+                          size_bytes=file_size(out), threads=threads, progress=ui.info)
+        rec.update({"teacher": teacher, "out": out, "epochs": epochs,
+                    "final_loss": result.losses[-1] if result.losses else None,
+                    "config": cfg.to_dict()})
+        _show(rec, json_out)
+
+    @app.command()
+    def lowrank(
+        model: str = ModelOpt,
+        weights: str = WeightsOpt,
+        energy: float = typer.Option(None, "--energy", help="Keep this fraction of each "
+                                     "layer's Σs² (0 < e ≤ 1)."),
+        params_ratio: float = typer.Option(None, "--params-ratio", help="Whole-model parameter "
+                                           "budget as a fraction of the original's."),
+        sensitivity: float = typer.Option(None, "--max-drop-pp", help="Per-layer ranks from a "
+                                          "sensitivity sweep: allowed val drop per layer, pp."),
+        conv: str = typer.Option("tucker2", "--conv", help="Conv2d factorization: tucker2, cp "
+                                 "or skip."),
+        ignore: list[str] = typer.Option(None, "--ignore", help="Layer name to leave dense "
+                                         "(repeatable)."),
+        finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs "
+                                            "after factorization."),
+        lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning learning rate."),
+        data: str = DataOpt,
+        data_dir: str = DataDirOpt,
+        seed: int = SeedOpt,
+        threads: int = ThreadsOpt,
+        out: str = typer.Option(..., "--out", "-o", help="Where to write the factorized model "
+                                "(.safetensors)."),
+        json_out: bool = JsonOpt,
+    ):
+        """Factorize Linear (SVD) and Conv2d (Tucker-2/CP) layers; print the record vs the original."""
+        import copy
+
+        from ..techniques.edits import save_edited
+        from ..techniques.lowrank import LowRank, factorize, plan_ranks
+
+        start(json_out)
+        chosen = [x is not None for x in (energy, params_ratio, sensitivity)]
+        if sum(chosen) != 1:
+            raise NetpressError("give exactly one of --energy, --params-ratio or --max-drop-pp")
+        if conv not in ("tucker2", "cp", "skip"):
+            raise NetpressError(f"--conv must be tucker2, cp or skip, not {conv!r}")
+        rank_by = ("energy", "params", "sensitivity")[chosen.index(True)]
+        cfg = LowRank(rank_by=rank_by, energy=energy or 0.9, params_ratio=params_ratio or 0.3,
+                      max_drop_pp=sensitivity if sensitivity is not None else 0.5, conv=conv,
+                      finetune_epochs=finetune_epochs, lr=lr,
+                      targets=Targets(ignore=_pairs(ignore)))
+        dense = get_model(model, weights)
+        split = get_split(data, data_dir, seed)
+        ctx = Context(split, seed=seed, threads=threads)
+        plan = plan_ranks(dense, cfg, ctx)
+        if not plan:
+            raise NetpressError("no layer gets smaller at these settings; lower --energy or "
+                                "--params-ratio")
+        net = factorize(copy.deepcopy(dense), plan)
+        if finetune_epochs:
+            ctx.finetune(net, finetune_epochs, lr=lr, description="fine-tune low-rank")
+        save_edited(net, out, model, {"seed": str(seed)})
+        rec = api.profile(net, split, name=f"{model} low-rank", baseline=dense,
+                          size_bytes=file_size(out), threads=threads, progress=ui.info)
+        rec.update({"plan": plan, "out": out, "config": cfg.to_dict()})
+        _show(rec, json_out)

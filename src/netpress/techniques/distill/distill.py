@@ -1,0 +1,228 @@
+"""The ``Distill`` technique: train a student from a teacher with the shared loop.
+
+The student's loss is built here and handed to ``Context.finetune`` as its
+``loss_fn(model, x, y)``; the loop itself is ``netpress.train.fit``. Intermediate
+features are read with forward hooks on named layers. FitNets hints get a learned
+adapter (1×1 conv or Linear) from the student's feature to the teacher's shape; it is
+trained with the student and then thrown away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import Config, register
+from ...context import Context
+from ...errors import ConfigError, ModelError
+from ...zoo import build_model
+from .losses import attention_loss, embedding_loss, hint_loss, kd_loss
+from .students import drop_layers, prune_student, scale_width
+
+
+def parse_pairs(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``("s_layer=t_layer", …)`` → ``[(s_layer, t_layer), …]``; a bare name means both.
+
+    Example:
+        >>> parse_pairs(("conv2=conv2", "fc1"))
+        [('conv2', 'conv2'), ('fc1', 'fc1')]
+    """
+    out = []
+    for p in pairs:
+        s, _, t = p.partition("=")
+        out.append((s.strip(), (t or s).strip()))
+    return out
+
+
+@dataclass(frozen=True)
+class Distill(Config):
+    """Knowledge distillation from the model (the teacher) into a student.
+
+    The student is ``student`` (zoo name or ``package.module:factory``) if given, the
+    teacher structurally pruned by ``prune_ratio`` if that is > 0 (it keeps the teacher's
+    surviving weights), else the teacher scaled by ``width`` (fresh weights), with
+    ``drop`` blocks removed in the last two cases.
+
+    Example:
+        >>> Distill(width=0.4, epochs=5).temperature
+        4.0
+    """
+
+    student: str = ""  # zoo spec or package.module:factory; "" = build from the teacher
+    width: float = 0.5  # width multiplier of the built student, 0 < w ≤ 1
+    drop: tuple[str, ...] = ()  # teacher blocks replaced by Identity in the built student
+    prune_ratio: float = 0.0  # > 0: the student is the teacher structurally pruned by this
+    objective: Literal["logits", "embedding_mse", "embedding_cosine"] = "logits"
+    temperature: float = 4.0  # softmax temperature T of the soft targets
+    alpha: float = 0.9  # weight of the soft (teacher) term; 1 − alpha on the labels
+    hints: tuple[str, ...] = ()  # FitNets pairs "student_layer=teacher_layer"
+    hint_weight: float = 1.0  # weight of each hint MSE
+    attention: tuple[str, ...] = ()  # attention-transfer pairs "student_layer=teacher_layer"
+    attention_weight: float = 100.0  # weight of each attention-transfer term
+    epochs: int = 10  # training epochs of the student
+    lr: float = 1e-3  # Adam learning rate (cosine schedule)
+
+    def validate(self) -> None:
+        if not 0.0 < self.width <= 1.0:
+            raise ConfigError(f"width must be in (0, 1], got {self.width}")
+        if not 0.0 <= self.prune_ratio < 1.0:
+            raise ConfigError(f"prune_ratio must be in [0, 1), got {self.prune_ratio}")
+        if self.prune_ratio and (self.width < 1.0 or self.student):
+            raise ConfigError("choose one student: prune_ratio, width or student")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.epochs < 0 or self.lr <= 0:
+            raise ConfigError("epochs must be ≥ 0 and lr > 0")
+        if self.hint_weight < 0 or self.attention_weight < 0:
+            raise ConfigError("hint_weight and attention_weight must be ≥ 0")
+
+
+class FeatureTap:
+    """Forward hooks that keep the latest output of named layers.
+
+    Example:
+        >>> m = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+        >>> tap = FeatureTap(m, ["0"])
+        >>> _ = m(torch.zeros(1, 2))
+        >>> tap.out["0"].shape
+        torch.Size([1, 3])
+    """
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        mods = dict(model.named_modules())
+        missing = [n for n in names if n not in mods]
+        if missing:
+            raise ModelError(f"no layer named {missing[0]!r}; layers: "
+                             f"{', '.join(n for n in list(mods)[1:10])}…")
+        self.out: dict[str, torch.Tensor] = {}
+        self.handles = [mods[n].register_forward_hook(self._hook(n)) for n in names]
+
+    def _hook(self, name: str):
+        def hook(mod, inp, out):
+            self.out[name] = out
+        return hook
+
+    def remove(self) -> None:
+        """Detach the hooks."""
+        for h in self.handles:
+            h.remove()
+
+
+def make_adapter(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> nn.Module:
+    """A learned map from the student's feature shape to the teacher's (FitNets regressor).
+
+    Example:
+        >>> make_adapter(torch.zeros(1, 8, 4, 4), torch.zeros(1, 20, 4, 4))
+        Conv2d(8, 20, kernel_size=(1, 1), stride=(1, 1))
+    """
+    if student_feat.dim() == 4 and teacher_feat.dim() == 4:
+        conv = nn.Conv2d(student_feat.shape[1], teacher_feat.shape[1], 1)
+        if student_feat.shape[-2:] == teacher_feat.shape[-2:]:
+            return conv
+        return nn.Sequential(conv, nn.AdaptiveAvgPool2d(tuple(teacher_feat.shape[-2:])))
+    if student_feat.dim() == 2 and teacher_feat.dim() == 2:
+        return nn.Linear(student_feat.shape[1], teacher_feat.shape[1])
+    raise ModelError(f"cannot adapt a {tuple(student_feat.shape)} feature to "
+                     f"{tuple(teacher_feat.shape)}; pick layers of the same kind")
+
+
+def pooled(output) -> torch.Tensor:
+    """The sentence embedding of an encoder output: ``pooler_output`` if present, else
+    the first token of ``last_hidden_state``, else the tensor itself."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if getattr(output, "pooler_output", None) is not None:
+        return output.pooler_output
+    if getattr(output, "last_hidden_state", None) is not None:
+        return output.last_hidden_state[:, 0]
+    raise ModelError("cannot find an embedding in the model output; return a tensor")
+
+
+def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed: int = 0,
+                  ctx: Context | None = None):
+    """The student ``cfg`` describes (seeded; ``prune_ratio`` needs ``ctx``)."""
+    if cfg.student:
+        torch.manual_seed(seed)
+        return build_model(cfg.student)
+    if cfg.prune_ratio:
+        if ctx is None:
+            raise ConfigError("a pruned student needs a Context (data for the pruner)")
+        student = prune_student(teacher, cfg.prune_ratio, ctx)
+    elif cfg.width < 1:
+        student = scale_width(teacher, cfg.width, example, seed=seed)
+    else:
+        student = teacher
+    if cfg.drop:
+        student = drop_layers(student, cfg.drop, example)
+    if student is teacher:
+        raise ConfigError("the student equals the teacher: set width < 1, drop or student")
+    return student
+
+
+def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Context):
+    """Train ``student`` from ``teacher`` in place; returns the TrainResult.
+
+    Example:
+        >>> distill_into(student, teacher, Distill(epochs=1), ctx)  # doctest: +SKIP
+    """
+    teacher.eval()
+    frozen = [p for p in teacher.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    hints, att = parse_pairs(cfg.hints), parse_pairs(cfg.attention)
+    s_tap = FeatureTap(student, [s for s, _ in hints + att])
+    t_tap = FeatureTap(teacher, [t for _, t in hints + att])
+    x0 = ctx.split.train[0][:2]
+    with torch.no_grad():
+        teacher(x0)
+        student.eval()(x0)
+    torch.manual_seed(ctx.seed)
+    adapters = nn.ModuleList([make_adapter(s_tap.out[s], t_tap.out[t]) for s, t in hints])
+
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t_out = teacher(x)
+        s_out = model(x)
+        if cfg.objective == "logits":
+            loss = kd_loss(s_out, t_out, y, cfg.temperature, cfg.alpha)
+        else:
+            kind = "mse" if cfg.objective == "embedding_mse" else "cosine"
+            loss = embedding_loss(pooled(s_out), pooled(t_out), kind)
+        for (s, t), ad in zip(hints, adapters, strict=True):
+            loss = loss + cfg.hint_weight * hint_loss(ad(s_tap.out[s]), t_tap.out[t])
+        for s, t in att:
+            loss = loss + cfg.attention_weight * attention_loss(s_tap.out[s], t_tap.out[t])
+        return loss
+
+    params = [p for p in student.parameters() if p.requires_grad] + list(adapters.parameters())
+    try:
+        return ctx.finetune(student, cfg.epochs, lr=cfg.lr, loss_fn=loss_fn, params=params,
+                            description="distill")
+    finally:
+        s_tap.remove()
+        t_tap.remove()
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def logits_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
+                    temperature: float = 1.0) -> float:
+    """Mean KL(teacher ‖ student) at ``temperature`` on ``x`` (nats), for reports."""
+    with torch.no_grad():
+        s, t = student.eval()(x), teacher.eval()(x)
+    return float(F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1),
+                          log_target=True, reduction="batchmean"))
+
+
+@register(Distill)
+def apply_distill(model: nn.Module, cfg: Distill, ctx: Context) -> nn.Module:
+    """The model is the teacher; returns the distilled student."""
+    student = build_student(model, cfg, ctx.split.train[0][:2], seed=ctx.seed, ctx=ctx)
+    distill_into(student, model, cfg, ctx)
+    return student
