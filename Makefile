@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.netpress-setup
 FMNIST := /usr/share/datasets/fashion-mnist
 export OMP_NUM_THREADS ?= 2
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning
+# threads of several processes starve each other (a 30× slowdown was measured here).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup data demo test bench lint clean
 
