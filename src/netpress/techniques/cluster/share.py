@@ -1,0 +1,132 @@
+"""Weight sharing: per-layer k-means codebooks, fine-tuned with fixed assignments.
+
+``WeightShare`` replaces each target layer's weight by a parametrization
+``SharedWeight``: a small trainable codebook (``centroids``), a fixed index per weight
+(``labels``) and the fixed nonzero mask left by pruning. The weight the layer uses is
+``centroids[labels]`` where the mask is set and exactly zero elsewhere, so autograd
+gives each centroid the sum of its members' gradients (Han et al. 2016, eq. 3) and
+pruned weights stay zero. Fine-tuning goes through the shared training loop
+(``Context.finetune`` with ``params=`` the codebooks and biases). ``bake`` folds the
+parametrization into a plain weight with at most ``2**bits`` distinct nonzero values,
+which ``netpress.encode`` stores as a codebook plus indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ...config import Config, register
+from ...context import Context
+from ...errors import ConfigError
+from ...targets import Targets
+from .kmeans import Init, kmeans_1d
+
+
+class SharedWeight(nn.Module):
+    """Parametrization: ``weight = centroids[labels]`` on the mask, 0 off it.
+
+    Example:
+        >>> p = SharedWeight(torch.tensor([-1.0, 2.0]), torch.tensor([[0, 1]]),
+        ...                  torch.tensor([[True, True]]))
+        >>> p(torch.zeros(1, 2)).tolist()
+        [[-1.0, 2.0]]
+    """
+
+    def __init__(self, centroids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor):
+        super().__init__()
+        self.centroids = nn.Parameter(centroids.detach().clone().float())
+        self.register_buffer("labels", labels.detach().clone().long())
+        self.register_buffer("mask", mask.detach().clone().bool())
+
+    def forward(self, original: torch.Tensor) -> torch.Tensor:  # noqa: ARG002 - replaced
+        w = self.centroids[self.labels]
+        return torch.where(self.mask, w, torch.zeros((), dtype=w.dtype))
+
+
+@dataclass(frozen=True)
+class WeightShare(Config):
+    """Share weights by per-layer k-means on the nonzero weights, then tune the codebooks.
+
+    Example:
+        >>> WeightShare(bits=4).to_dict()["bits"]
+        4
+    """
+
+    bits: int = 5  # codebook index bits for Linear layers: 2**bits centroids
+    conv_bits: int = 8  # codebook index bits for Conv layers (Han: 8 conv, 5 fc)
+    init: Init = "linear"  # centroid initialisation: linear, density or random
+    iters: int = 50  # at most this many Lloyd iterations per layer
+    finetune_epochs: int = 0  # epochs of codebook fine-tuning after clustering
+    lr: float = 1e-4  # Adam learning rate (cosine schedule) of the codebook fine-tune
+    train_biases: bool = True  # also fine-tune the target layers' biases (kept fp32)
+    targets: Targets = Targets(types=("Linear", "Conv2d"))
+
+    def validate(self) -> None:
+        for name in ("bits", "conv_bits"):
+            b = getattr(self, name)
+            if not 1 <= b <= 8:
+                raise ConfigError(f"{name}={b}: codebook bits must be 1..8 (2 to 256 centroids)")
+        if self.iters < 1:
+            raise ConfigError(f"iters={self.iters}: k-means needs at least 1 iteration")
+        if self.finetune_epochs < 0:
+            raise ConfigError(f"finetune_epochs={self.finetune_epochs} must be >= 0")
+        if not self.lr > 0:
+            raise ConfigError(f"lr={self.lr} must be > 0")
+
+    def bits_for(self, module: nn.Module) -> int:
+        """Index bits used for ``module``'s codebook."""
+        return self.conv_bits if type(module).__name__.startswith("Conv") else self.bits
+
+
+def share_layer(module: nn.Module, bits: int, init: Init = "linear", iters: int = 50,
+                seed: int = 0) -> SharedWeight:
+    """Cluster ``module.weight``'s nonzeros into ``2**bits`` centroids and attach a
+    ``SharedWeight`` parametrization (any earlier one, e.g. a pruning mask, is folded first).
+
+    Example:
+        >>> lin = nn.Linear(8, 4)
+        >>> p = share_layer(lin, bits=2)
+        >>> lin.weight.unique().numel() <= 4
+        True
+    """
+    w = module.weight.detach().clone()
+    if parametrize.is_parametrized(module, "weight"):
+        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    mask = w != 0
+    centroids, lab = kmeans_1d(w[mask].double().numpy(), 2**bits, init, iters, seed)
+    labels = torch.zeros(w.shape, dtype=torch.long)
+    labels[mask] = torch.from_numpy(lab)
+    p = SharedWeight(torch.from_numpy(centroids), labels, mask)
+    parametrize.register_parametrization(module, "weight", p, unsafe=True)
+    module.parametrizations.weight.original.requires_grad_(False)
+    return p
+
+
+def codebook_params(model: nn.Module, with_biases: bool = True) -> list[nn.Parameter]:
+    """The trainable tensors of codebook fine-tuning: every ``SharedWeight`` codebook
+    and, with ``with_biases``, the biases of the layers that carry one."""
+    out: list[nn.Parameter] = []
+    for m in model.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            for p in m.parametrizations.weight:
+                if isinstance(p, SharedWeight):
+                    out.append(p.centroids)
+                    if with_biases and getattr(m, "bias", None) is not None:
+                        out.append(m.bias)
+    return out
+
+
+@register(WeightShare)
+def apply_weight_share(model: nn.Module, cfg: WeightShare, ctx: Context) -> nn.Module:
+    """Cluster every target layer, then fine-tune the codebooks for ``finetune_epochs``."""
+    for _, m in cfg.targets.select(model):
+        share_layer(m, cfg.bits_for(m), cfg.init, cfg.iters, ctx.seed)
+    if cfg.finetune_epochs > 0:
+        ctx.finetune(model, cfg.finetune_epochs, lr=cfg.lr,
+                     params=codebook_params(model, cfg.train_biases),
+                     description="fine-tune codebooks")
+    return model
