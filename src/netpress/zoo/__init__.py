@@ -31,7 +31,7 @@ ZOO: dict[str, ZooEntry] = {
     "lenet-300-100": ZooEntry(lenet_300_100, epochs=20, lr=1e-3),
     "lenet5-caffe": ZooEntry(LeNet5Caffe, epochs=12, lr=1e-3),
     "lenet5": ZooEntry(LeNet5, epochs=12, lr=1e-3),
-    "resnet-small": ZooEntry(ResNetSmall, epochs=8, lr=2e-3),
+    "resnet-small": ZooEntry(ResNetSmall, epochs=6, lr=2e-3),
 }
 
 

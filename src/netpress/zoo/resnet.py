@@ -36,7 +36,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNetSmall(nn.Module):
-    """Stem 32 → block 32 → block 64 (stride 2) → block 128 (stride 2), concat of the
+    """Stem w → block w → block 2w (stride 2) → block 4w (stride 2), w = 16; concat of the
     last block with a pooled skip from the stem, global average pool, fc.
 
     Example:
@@ -44,7 +44,7 @@ class ResNetSmall(nn.Module):
         torch.Size([2, 10])
     """
 
-    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+    def __init__(self, num_classes: int = 10, width: int = 16) -> None:
         super().__init__()
         w = width
         self.stem = nn.Sequential(_conv_bn(1, w, 3), nn.ReLU())
