@@ -73,7 +73,7 @@ def kmeans_1d(
 
     Example:
         >>> c, lab = kmeans_1d(np.array([1.0, 1.1, 5.0, 5.2]), 2)
-        >>> np.round(c, 2).tolist(), lab.tolist()
+        >>> [round(float(x), 2) for x in c], lab.tolist()
         ([1.05, 5.1], [0, 0, 1, 1])
     """
     v = np.asarray(values, dtype=np.float64).ravel()
