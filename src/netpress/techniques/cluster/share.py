@@ -62,7 +62,8 @@ class WeightShare(Config):
     iters: int = 50  # at most this many Lloyd iterations per layer
     finetune_epochs: int = 0  # epochs of codebook fine-tuning after clustering
     lr: float = 1e-4  # Adam learning rate (cosine schedule) of the codebook fine-tune
-    train_biases: bool = True  # also fine-tune the target layers' biases (kept fp32)
+    bias_bits: int = 0  # share biases too with 2**bias_bits centroids; 0 keeps them fp32
+    train_biases: bool = True  # also fine-tune the target layers' biases (or bias codebooks)
     targets: Targets = Targets(types=("Linear", "Conv2d"))
 
     def validate(self) -> None:
@@ -70,6 +71,8 @@ class WeightShare(Config):
             b = getattr(self, name)
             if not 1 <= b <= 8:
                 raise ConfigError(f"{name}={b}: codebook bits must be 1..8 (2 to 256 centroids)")
+        if not 0 <= self.bias_bits <= 8:
+            raise ConfigError(f"bias_bits={self.bias_bits} must be 0 (keep fp32) or 1..8")
         if self.iters < 1:
             raise ConfigError(f"iters={self.iters}: k-means needs at least 1 iteration")
         if self.finetune_epochs < 0:
@@ -83,8 +86,8 @@ class WeightShare(Config):
 
 
 def share_layer(module: nn.Module, bits: int, init: Init = "linear", iters: int = 50,
-                seed: int = 0) -> SharedWeight:
-    """Cluster ``module.weight``'s nonzeros into ``2**bits`` centroids and attach a
+                seed: int = 0, name: str = "weight") -> SharedWeight:
+    """Cluster ``module.<name>``'s nonzeros into ``2**bits`` centroids and attach a
     ``SharedWeight`` parametrization (any earlier one, e.g. a pruning mask, is folded first).
 
     Example:
@@ -93,30 +96,35 @@ def share_layer(module: nn.Module, bits: int, init: Init = "linear", iters: int 
         >>> lin.weight.unique().numel() <= 4
         True
     """
-    w = module.weight.detach().clone()
-    if parametrize.is_parametrized(module, "weight"):
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    w = getattr(module, name).detach().clone()
+    if parametrize.is_parametrized(module, name):
+        parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     mask = w != 0
     centroids, lab = kmeans_1d(w[mask].double().numpy(), 2**bits, init, iters, seed)
     labels = torch.zeros(w.shape, dtype=torch.long)
     labels[mask] = torch.from_numpy(lab)
     p = SharedWeight(torch.from_numpy(centroids), labels, mask)
-    parametrize.register_parametrization(module, "weight", p, unsafe=True)
-    module.parametrizations.weight.original.requires_grad_(False)
+    parametrize.register_parametrization(module, name, p, unsafe=True)
+    getattr(module.parametrizations, name).original.requires_grad_(False)
     return p
 
 
 def codebook_params(model: nn.Module, with_biases: bool = True) -> list[nn.Parameter]:
-    """The trainable tensors of codebook fine-tuning: every ``SharedWeight`` codebook
-    and, with ``with_biases``, the biases of the layers that carry one."""
+    """The trainable tensors of codebook fine-tuning: every weight's ``SharedWeight``
+    codebook and, with ``with_biases``, the biases (or bias codebooks) of those layers."""
     out: list[nn.Parameter] = []
     for m in model.modules():
-        if parametrize.is_parametrized(m, "weight"):
-            for p in m.parametrizations.weight:
-                if isinstance(p, SharedWeight):
-                    out.append(p.centroids)
-                    if with_biases and getattr(m, "bias", None) is not None:
-                        out.append(m.bias)
+        if not parametrize.is_parametrized(m, "weight"):
+            continue
+        if not any(isinstance(p, SharedWeight) for p in m.parametrizations.weight):
+            continue
+        out += [p.centroids for p in m.parametrizations.weight if isinstance(p, SharedWeight)]
+        if not with_biases or getattr(m, "bias", None) is None:
+            continue
+        if parametrize.is_parametrized(m, "bias"):
+            out += [p.centroids for p in m.parametrizations.bias if isinstance(p, SharedWeight)]
+        else:
+            out.append(m.bias)
     return out
 
 
@@ -125,6 +133,8 @@ def apply_weight_share(model: nn.Module, cfg: WeightShare, ctx: Context) -> nn.M
     """Cluster every target layer, then fine-tune the codebooks for ``finetune_epochs``."""
     for _, m in cfg.targets.select(model):
         share_layer(m, cfg.bits_for(m), cfg.init, cfg.iters, ctx.seed)
+        if cfg.bias_bits and getattr(m, "bias", None) is not None:
+            share_layer(m, cfg.bias_bits, cfg.init, cfg.iters, ctx.seed, name="bias")
     if cfg.finetune_epochs > 0:
         ctx.finetune(model, cfg.finetune_epochs, lr=cfg.lr,
                      params=codebook_params(model, cfg.train_biases),
