@@ -6,6 +6,16 @@ import re
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn.utils import parametrize
+
+
+def type_name(m: nn.Module) -> str:
+    """The module's class name; a parametrized module (class ``ParametrizedLinear``, made
+    by torch.nn.utils.parametrize) answers with its original class's name (``Linear``)."""
+    cls = type(m)
+    if parametrize.is_parametrized(m) and cls.__name__.startswith("Parametrized"):
+        cls = cls.__bases__[0]
+    return cls.__name__
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -37,7 +47,7 @@ class Targets:
         """The (name, module) pairs selected, in model order."""
         out = []
         for name, m in model.named_modules():
-            if not name or type(m).__name__ not in self.types:
+            if not name or type_name(m) not in self.types:
                 continue
             if self.names and not _matches(name, self.names):
                 continue

@@ -1,0 +1,125 @@
+"""Pruning interleaved with training: gradual (AGP) and iterative (Han et al.).
+
+- ``GradualPrune``: Zhu & Gupta's automated gradual pruner. During fine-tuning the
+  target sparsity rises along a cubic curve from ``initial_sparsity`` to
+  ``sparsity``; every ``frequency`` optimiser steps the masks are recomputed from the
+  current weights (through the shared training loop's ``on_step`` hook).
+- ``IterativePrune``: Han et al.'s prune → retrain loop. Each round removes weights
+  with |w| below ``quality`` × the std of the layer's (dense) weights, the threshold
+  rising over ``iterations`` rounds to its final value, and retrains at a low rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ...config import Config, register
+from ...context import Context
+from ...errors import ConfigError
+from ...targets import Targets
+from .magnitude import LayerSparsity, Scope, check_fraction, check_overrides, prune_to
+from .masking import masked_weights, set_mask
+from .masks import agp_sparsity, threshold_mask
+
+
+@dataclass(frozen=True)
+class GradualPrune(Config):
+    """AGP: sparsity rises cubically during ``epochs`` of fine-tuning.
+
+    Example:
+        >>> GradualPrune(sparsity=0.92, epochs=4).end_fraction
+        0.75
+    """
+
+    sparsity: float = 0.9  # final fraction of targeted weights set to zero, 0..1
+    initial_sparsity: float = 0.0  # fraction pruned at the first step
+    epochs: int = 4  # fine-tuning epochs over which pruning happens and recovers
+    start_fraction: float = 0.0  # pruning starts at this fraction of the training steps
+    end_fraction: float = 0.75  # final sparsity is reached at this fraction; the rest recovers
+    frequency: int = 50  # optimiser steps between mask updates
+    scope: Scope = "global"  # "layer" or "global" ranking, as in MagnitudePrune
+    overrides: tuple[LayerSparsity, ...] = ()  # per-layer final fractions (ramped alike)
+    lr: float = 1e-4  # Adam learning rate of the fine-tuning (cosine decay)
+    targets: Targets = Targets()  # which modules' weights are pruned
+
+    def validate(self) -> None:
+        check_fraction(self.sparsity, "sparsity")
+        check_fraction(self.initial_sparsity, "initial_sparsity")
+        check_overrides(self.overrides)
+        if self.initial_sparsity > self.sparsity:
+            raise ConfigError("initial_sparsity must not exceed sparsity")
+        if not 0.0 <= self.start_fraction < self.end_fraction <= 1.0:
+            raise ConfigError("need 0 <= start_fraction < end_fraction <= 1")
+        if self.epochs < 1 or self.frequency < 1 or self.lr <= 0:
+            raise ConfigError("epochs and frequency must be >= 1 and lr > 0")
+
+
+def _ramped(overrides: tuple[LayerSparsity, ...], frac: float) -> tuple[LayerSparsity, ...]:
+    return tuple(LayerSparsity(o.name, o.sparsity * frac) for o in overrides)
+
+
+@register(GradualPrune)
+def apply_gradual_prune(model: nn.Module, cfg: GradualPrune, ctx: Context) -> nn.Module:
+    """Fine-tune ``cfg.epochs`` epochs, raising sparsity along the AGP curve."""
+    total = cfg.epochs * len(ctx.train_loader())
+    begin = int(cfg.start_fraction * total)
+    end = max(begin + 1, int(cfg.end_fraction * total))
+
+    def update(step: int) -> None:
+        s = agp_sparsity(step, cfg.sparsity, begin, end, cfg.initial_sparsity)
+        frac = s / cfg.sparsity if cfg.sparsity > 0 else 1.0
+        prune_to(model, s, cfg.scope, cfg.targets, _ramped(cfg.overrides, frac))
+
+    update(0)  # installs the masks before the optimiser sees the parameters
+
+    def on_step(step: int, _total: int) -> None:
+        if step % cfg.frequency == 0 and step <= end + cfg.frequency:
+            update(step)
+
+    ctx.finetune(model, cfg.epochs, lr=cfg.lr, on_step=on_step, description="prune: AGP")
+    update(total)  # a no-op when the schedule already reached the final sparsity
+    return model
+
+
+@dataclass(frozen=True)
+class IterativePrune(Config):
+    """Han et al. 2015: prune |w| < quality × std(layer), retrain, repeat.
+
+    Example:
+        >>> IterativePrune(quality=1.5, iterations=3).epochs_per_iteration
+        1
+    """
+
+    quality: float = 1.0  # threshold = quality × std of the layer's dense weights
+    iterations: int = 3  # prune → retrain rounds; the threshold reaches its final value last
+    epochs_per_iteration: int = 1  # retraining epochs after each pruning round
+    lr: float = 1e-4  # Adam learning rate of retraining (lower than training's)
+    targets: Targets = Targets()  # which modules' weights are pruned
+
+    def validate(self) -> None:
+        if not self.quality > 0 or math.isinf(self.quality):
+            raise ConfigError(f"quality must be a positive number, got {self.quality}")
+        if self.iterations < 1 or self.epochs_per_iteration < 0 or self.lr <= 0:
+            raise ConfigError("iterations must be >= 1, epochs_per_iteration >= 0, lr > 0")
+
+
+@register(IterativePrune)
+def apply_iterative_prune(model: nn.Module, cfg: IterativePrune, ctx: Context) -> nn.Module:
+    """Run ``cfg.iterations`` prune → retrain rounds with a rising threshold."""
+    mods = masked_weights(model, cfg.targets)
+    if not mods:
+        raise ConfigError(f"no module matches the targets {cfg.targets}; nothing to prune")
+    stds = {n: float(m.weight.detach().std()) for n, m in mods.items()}
+    for i in range(cfg.iterations):
+        q = cfg.quality * (i + 1) / cfg.iterations
+        with torch.no_grad():
+            for n, m in mods.items():
+                set_mask(m, threshold_mask(m.weight, q, std=stds[n]))
+        if cfg.epochs_per_iteration:
+            ctx.finetune(model, cfg.epochs_per_iteration, lr=cfg.lr,
+                         description=f"prune: retrain {i + 1}/{cfg.iterations}")
+    return model
