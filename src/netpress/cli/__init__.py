@@ -12,12 +12,14 @@ import traceback
 import typer
 
 from ..errors import NetpressError
-from . import core, demo
+from . import artifact, compress, core, demo
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress trained PyTorch models and prove the result.")
 core.register_commands(app)
 demo.register_commands(app)
+artifact.register_commands(app)
+compress.register_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 from ...config import Config, register
 from ...context import Context
 from ...errors import ConfigError
-from ...targets import Targets
+from ...targets import Targets, type_name
 from .kmeans import Init, kmeans_1d
 
 
@@ -82,7 +82,7 @@ class WeightShare(Config):
 
     def bits_for(self, module: nn.Module) -> int:
         """Index bits used for ``module``'s codebook."""
-        return self.conv_bits if type(module).__name__.startswith("Conv") else self.bits
+        return self.conv_bits if type_name(module).startswith("Conv") else self.bits
 
 
 def share_layer(module: nn.Module, bits: int, init: Init = "linear", iters: int = 50,
