@@ -10,6 +10,7 @@ import typer
 from .. import ui
 from ..context import Context
 from ..data.loaders import ArrayLoader
+from ..data.splits import Split
 from ..encode.artifact import decode_artifact, model_from_artifact
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
@@ -35,6 +36,51 @@ from .common import (
 )
 
 
+def compress_and_measure(model: str, weights: str, split: Split, recipe: str, out: str,
+                         seed: int = 0, threads: int = 2) -> tuple[dict, dict]:
+    """Run ``recipe`` on the model, write ``out``, reload it and measure it against the
+    baseline (fp32 weights, 4 bytes per parameter). Returns ``(record, inspect info)``."""
+    plan = load_recipe(recipe)
+    net = get_model(model, weights)
+    base = copy.deepcopy(net)
+    ctx = Context(split, seed=seed, threads=threads)
+    run = run_recipe(net, plan, ctx, model, progress=ui.info)
+    write_bytes(out, run.artifact)
+    header, state = decode_artifact(run.artifact)
+    loaded = model_from_artifact(header, state)
+    loader = ArrayLoader(*split.test, batch_size=1000)
+    same = bool(torch.equal(predict(loaded, loader)[0], predict(run.model, loader)[0]))
+    ui.info("measuring the loaded artifact against the baseline")
+    params = sum(p.numel() for p in base.parameters())
+    rec = measure(loaded, split, model, baseline=base, size_bytes=len(run.artifact),
+                  baseline_size_bytes=4 * params, threads=threads)
+    info = inspect_bytes(run.artifact)
+    summary = _summary(info)
+    rec.update({
+        "artifact": out, "recipe": plan.to_dict(), "seconds": run.seconds,
+        "load_equals_compressed": same,
+        "stages": [vars(s) for s in run.stages],
+        "baseline_size_note": "fp32 weights: 4 bytes per parameter",
+        "artifact_layers": summary["tensors"], "streams": summary["streams"],
+        "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
+        "coded_overhead": info["coded_overhead"],
+    })
+    return rec, info
+
+
+def print_report(rec: dict, info: dict) -> None:
+    """Han's per-layer table, the stream statistics and the before/after summary."""
+    ui.out_console.print(han_table(info, title=f"{rec['model']} — {rec['recipe']['name']}, "
+                                               "per layer (Han et al. Tables 2–3)"))
+    ui.out_console.print(streams_table(info))
+    ui.out_console.print(summary_table(rec))
+    same = rec["load_equals_compressed"]
+    ui.out_console.print(
+        f"wrote {rec['artifact']}: {rec['size_bytes']:,} bytes; the loaded artifact reproduces "
+        f"the compressed model {'exactly' if same else 'NOT exactly (a bug: please report it)'};"
+        f" recipe took {rec['seconds']:.0f} s")
+
+
 def register_commands(app: typer.Typer) -> None:
     """Add ``compress`` to ``app``."""
 
@@ -52,40 +98,10 @@ def register_commands(app: typer.Typer) -> None:
     ):
         """Run a recipe's stages, write the artifact and measure it against the baseline."""
         start(json_out)
-        plan = load_recipe(recipe)
-        net = get_model(model, weights)
-        base = copy.deepcopy(net)
+        load_recipe(recipe)  # fail on a bad recipe before loading data
         split = get_split(data, data_dir, seed)
-        ctx = Context(split, seed=seed, threads=threads)
-        run = run_recipe(net, plan, ctx, model, progress=ui.info)
-        write_bytes(out, run.artifact)
-        header, state = decode_artifact(run.artifact)
-        loaded = model_from_artifact(header, state)
-        loader = ArrayLoader(*split.test, batch_size=1000)
-        same = bool(torch.equal(predict(loaded, loader)[0], predict(run.model, loader)[0]))
-        ui.info("measuring the loaded artifact against the baseline")
-        params = sum(p.numel() for p in base.parameters())
-        rec = measure(loaded, split, model, baseline=base, size_bytes=len(run.artifact),
-                      baseline_size_bytes=4 * params, threads=threads)
-        info = inspect_bytes(run.artifact)
-        rec.update({
-            "artifact": out, "recipe": plan.to_dict(), "seconds": run.seconds,
-            "load_equals_compressed": same,
-            "stages": [vars(s) for s in run.stages],
-            "baseline_size_note": "fp32 weights: 4 bytes per parameter",
-            "artifact_layers": _summary(info)["tensors"],
-            "streams": _summary(info)["streams"],
-            "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
-            "coded_overhead": info["coded_overhead"],
-        })
+        rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads)
         if json_out:
             emit_json(rec)
             return
-        ui.out_console.print(han_table(info, title=f"{model} — {plan.name}, per layer "
-                                                   "(Han et al. Tables 2–3)"))
-        ui.out_console.print(streams_table(info))
-        ui.out_console.print(summary_table(rec))
-        ui.out_console.print(
-            f"wrote {out}: {len(run.artifact):,} bytes; loaded model reproduces the compressed "
-            f"one {'exactly' if same else 'NOT exactly (a bug: please report it)'}; "
-            f"recipe took {run.seconds:.0f} s")
+        print_report(rec, info)
