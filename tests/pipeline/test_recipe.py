@@ -30,7 +30,7 @@ artifact:
 
 def test_shipped_recipe_is_valid():
     r = load_recipe(ROOT / "recipes" / "deep-compression.yaml")
-    assert r.name == "deep-compression" and r.coder == "ans"
+    assert r.name == "deep-compression" and r.coder == "auto"
     assert [type(s).__name__ for s in r.stages] == ["GradualPrune", "WeightShare"]
     assert r.lines == (12, 17)
 

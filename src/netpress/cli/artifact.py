@@ -12,7 +12,9 @@ from ..errors import NetpressError
 from ..io import save_weights
 from .common import JsonOpt, ModelOpt, WeightsOpt, emit_json, get_model, start
 
-CoderOpt = typer.Option("ans", "--coder", help="Entropy coder of the streams: ans or huffman.")
+CoderOpt = typer.Option("ans", "--coder",
+                        help="Entropy coder of the streams: ans, huffman, or auto (the smaller "
+                             "per stream).")
 IndexOpt = typer.Option("auto", "--index",
                         help="Sparse positions: auto (the smaller), relative or bitmap.")
 
@@ -38,8 +40,9 @@ def register_commands(app: typer.Typer) -> None:
     ):
         """Store weights as a .netpress artifact (shared weights as codebooks + indices)."""
         start(json_out)
-        if coder not in ("ans", "huffman") or index not in ("auto", "relative", "bitmap"):
-            raise NetpressError("--coder must be ans or huffman; --index auto, relative or bitmap")
+        if coder not in ("auto", "ans", "huffman") or index not in ("auto", "relative", "bitmap"):
+            raise NetpressError("--coder must be ans, huffman or auto; --index auto, relative "
+                                "or bitmap")
         net = get_model(model, weights)
         size = save_artifact(net, out, model, coder=coder, index=index)
         info = inspect_bytes(read_artifact(out))

@@ -2,8 +2,8 @@
 
 ``constriction`` (Bamler, maintained, Rust core) provides a stack-based ANS coder
 whose output comes within a few bits of ``n × cross-entropy``; we use it instead of
-writing our own. What we add is the table: the symbol counts, stored as unsigned
-LEB128 varints (one per symbol of the alphabet), from which encoder and decoder
+writing our own. What we add is the table: the symbol counts, stored as order-0
+exp-Golomb codes (one per symbol of the alphabet; ``pack_counts``), from which encoder and decoder
 build the *same* ``Categorical`` model (``perfect=False``: a deterministic fixed-point
 approximation, same input floats → same model). Because the model is the stream's own
 empirical distribution, the payload approaches the empirical entropy bound; the table
@@ -21,46 +21,46 @@ import numpy as np
 from ..errors import FormatError
 
 
-def varints(values: np.ndarray) -> bytes:
-    """Unsigned LEB128 encoding of non-negative integers.
+def pack_counts(counts: np.ndarray) -> bytes:
+    """The count table: each count ``c`` as an order-0 exp-Golomb code of ``c + 1``
+    (``2⌊log2(c + 1)⌋ + 1`` bits: 1 bit for an absent symbol, 3 for a count of 1 or 2),
+    MSB first, zero-padded to a whole byte. Far shorter than one varint per symbol for
+    the long, sparse alphabets of index-gap streams.
 
     Example:
-        >>> varints(np.array([0, 1, 300])).hex()
-        '0001ac02'
+        >>> pack_counts(np.array([0, 1, 300])).hex()
+        'a00968'
     """
-    out = bytearray()
-    for v in np.asarray(values, dtype=np.int64).tolist():
-        while True:
-            byte, v = v & 0x7F, v >> 7
-            out.append(byte | (0x80 if v else 0))
-            if not v:
-                break
-    return bytes(out)
+    bits: list[str] = []
+    for c in np.asarray(counts, dtype=np.int64).tolist():
+        v = bin(c + 1)[2:]
+        bits.append("0" * (len(v) - 1) + v)
+    s = "".join(bits)
+    s += "0" * (-len(s) % 8)
+    return int(s, 2).to_bytes(len(s) // 8, "big") if s else b""
 
 
-def read_varints(data: bytes, count: int) -> tuple[np.ndarray, int]:
-    """Read ``count`` LEB128 integers; returns ``(values, bytes used)``.
+def unpack_counts(data: bytes, count: int) -> np.ndarray:
+    """Read ``count`` exp-Golomb counts; the table must end in its last byte.
 
     Example:
-        >>> read_varints(bytes.fromhex('0001ac02'), 3)[0].tolist()
+        >>> unpack_counts(bytes.fromhex('a00968'), 3).tolist()
         [0, 1, 300]
     """
+    s = "".join(f"{b:08b}" for b in data)
     vals, pos = [], 0
     for _ in range(count):
-        v, shift = 0, 0
-        while True:
-            if pos >= len(data):
-                raise FormatError("ANS table ends inside a count")
-            b = data[pos]
+        zeros = 0
+        while pos < len(s) and s[pos] == "0":
+            zeros += 1
             pos += 1
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-            if shift > 56:
-                raise FormatError("ANS table count is too large")
-        vals.append(v)
-    return np.array(vals, dtype=np.int64), pos
+        if zeros > 40 or pos + zeros + 1 > len(s):
+            raise FormatError("ANS count table is truncated or holds an impossible count")
+        vals.append(int(s[pos:pos + zeros + 1], 2) - 1)
+        pos += zeros + 1
+    if -(-pos // 8) != len(data) or any(c == "1" for c in s[pos:]):
+        raise FormatError("ANS count table has bytes after the last count")
+    return np.array(vals, dtype=np.int64)
 
 
 def _model(counts: np.ndarray):
@@ -73,7 +73,7 @@ def ans_encode(symbols: np.ndarray, alphabet: int) -> tuple[bytes, bytes]:
     Example:
         >>> table, payload = ans_encode(np.array([0, 1, 1, 1]), alphabet=2)
         >>> table.hex(), len(payload) % 4
-        ('0103', 0)
+        ('44', 0)
     """
     s = np.asarray(symbols, dtype=np.int64).ravel()
     if s.size == 0:
@@ -84,7 +84,7 @@ def ans_encode(symbols: np.ndarray, alphabet: int) -> tuple[bytes, bytes]:
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse(s.astype(np.int32), _model(counts))
     words = coder.get_compressed().astype("<u4")
-    return varints(counts), words.tobytes()
+    return pack_counts(counts), words.tobytes()
 
 
 def ans_decode(table: bytes, payload: bytes, n: int, alphabet: int) -> np.ndarray:
@@ -99,9 +99,7 @@ def ans_decode(table: bytes, payload: bytes, n: int, alphabet: int) -> np.ndarra
         if table or payload:
             raise FormatError("an empty ANS stream has table or payload bytes")
         return np.zeros(0, dtype=np.int64)
-    counts, used = read_varints(table, alphabet)
-    if used != len(table):
-        raise FormatError("ANS table has bytes after the last count")
+    counts = unpack_counts(table, alphabet)
     if int(counts.sum()) != n:
         raise FormatError(f"ANS table counts {int(counts.sum())} symbols, header says {n}")
     if len(payload) % 4:

@@ -5,7 +5,8 @@ A weight with at most 256 distinct nonzero values (what ``WeightShare`` leaves a
 
 - its codebook: the sorted distinct nonzero values, float32 little-endian;
 - its positions: none when every element is nonzero ("dense"), else relative-index
-  gap symbols (entropy-coded) or a bitmap, whichever costs fewer bytes;
+  gap symbols (entropy-coded, with the gap width whose coded stream is smallest) or a
+  bitmap, whichever costs fewer bytes;
 - its values: one codebook index per nonzero, in position order, entropy-coded.
 
 Anything else (biases left in fp32, integer buffers) is stored raw, little-endian.
@@ -26,14 +27,13 @@ from ..errors import FormatError
 from .ans import ans_decode, ans_encode
 from .huffman import huffman_decode, huffman_encode
 from .sparse import (
-    best_gap_bits,
     bitmap_decode,
     bitmap_encode,
     relative_index_decode,
     relative_index_encode,
 )
 
-Coder = Literal["ans", "huffman"]
+Coder = Literal["auto", "ans", "huffman"]
 IndexKind = Literal["auto", "relative", "bitmap"]
 CODERS: dict[str, tuple[Callable, Callable]] = {
     "ans": (ans_encode, ans_decode),
@@ -44,6 +44,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.f
           "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
 NAMES = {v: k for k, v in DTYPES.items()}
 MAX_CODEBOOK = 256
+GAP_BITS = range(1, 13)  # relative-index gap widths tried per tensor
 
 
 def _add(streams: list[bytes], data: bytes) -> int:
@@ -54,14 +55,17 @@ def _add(streams: list[bytes], data: bytes) -> int:
 def code_stream(symbols: np.ndarray, alphabet: int, coder: Coder,
                 streams: list[bytes]) -> dict:
     """Entropy-code ``symbols`` into a new stream; returns its header entry.
+    ``coder="auto"`` keeps whichever of ANS and Huffman is smaller (table included).
 
     Example:
         >>> s = []
         >>> code_stream(np.array([0, 1, 1]), 2, "huffman", s)
         {'stream': 0, 'coder': 'huffman', 'alphabet': 2, 'symbols': 3, 'table_bytes': 1}
     """
-    table, payload = CODERS[coder][0](symbols, alphabet)
-    return {"stream": _add(streams, table + payload), "coder": coder, "alphabet": int(alphabet),
+    names = list(CODERS) if coder == "auto" else [coder]
+    coded = [(CODERS[c][0](symbols, alphabet), c) for c in names]
+    (table, payload), name = min(coded, key=lambda x: len(x[0][0]) + len(x[0][1]))
+    return {"stream": _add(streams, table + payload), "coder": name, "alphabet": int(alphabet),
             "symbols": int(symbols.size), "table_bytes": len(table)}
 
 
@@ -108,9 +112,15 @@ def _shared(entry: dict, flat: np.ndarray, nz: np.ndarray, book: np.ndarray, cod
     if nz.size == flat.size:
         entry["positions"] = {"kind": "dense"}
     else:
-        k = best_gap_bits(nz)
-        rel_streams: list[bytes] = []
-        rel = code_stream(relative_index_encode(nz, k), 1 << k, coder, rel_streams)
+        # the gap width whose coded stream, table included, is smallest: a wide gap
+        # alphabet has fewer fillers but a longer table
+        best: tuple[int, int, dict, list[bytes]] | None = None
+        for k in GAP_BITS:
+            trial: list[bytes] = []
+            e = code_stream(relative_index_encode(nz, k), 1 << k, coder, trial)
+            if best is None or len(trial[0]) < best[0]:
+                best = (len(trial[0]), k, e, trial)
+        _, k, rel, rel_streams = best
         bitmap = bitmap_encode(flat != 0)
         sizes = {"relative": len(rel_streams[0]), "bitmap": len(bitmap)}
         kind = index if index != "auto" else min(sizes, key=lambda s: (sizes[s], s))
@@ -136,7 +146,7 @@ def encode_tensor(name: str, t: torch.Tensor, streams: list[bytes], coder: Coder
         >>> s = []
         >>> e = encode_tensor("w", torch.tensor([[0.0, 0.5, 0.0, -1.0] * 16]), s)
         >>> e["encoding"], e["nonzero"], e["positions"]["kind"]
-        ('shared', 32, 'bitmap')
+        ('shared', 32, 'relative')
     """
     t = t.detach().cpu().contiguous()
     entry: dict = {"name": name, "shape": list(t.shape), "dtype": NAMES.get(t.dtype, "?")}

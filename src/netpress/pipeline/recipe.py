@@ -2,7 +2,7 @@
 
 A recipe is a mapping with ``stages`` (a list of technique configs, each written as
 ``_type: <ConfigName>`` plus its fields) and optionally ``name``, ``description`` and
-``artifact`` (how the result is stored: ``coder: ans|huffman``, ``index:
+``artifact`` (how the result is stored: ``coder: auto|ans|huffman``, ``index:
 auto|relative|bitmap``). Every stage is checked by its config class; an error names
 the file, the line of the offending key and what is valid. Kept simple on purpose: a
 later issue adds resume and search on top of ``Recipe``.
@@ -27,7 +27,7 @@ from ..errors import ConfigError
 
 # Technique packages whose configs a recipe may name; importing one registers its configs.
 TECHNIQUES = ("netpress.techniques.prune", "netpress.techniques.cluster")
-CODERS = ("ans", "huffman")
+CODERS = ("auto", "ans", "huffman")
 INDEX_KINDS = ("auto", "relative", "bitmap")
 TOP_KEYS = ("name", "description", "stages", "artifact")
 
@@ -45,7 +45,7 @@ class Recipe:
     stages: tuple[Config, ...]
     name: str = "recipe"
     description: str = ""
-    coder: str = "ans"  # entropy coder of the artifact's streams: ans or huffman
+    coder: str = "ans"  # entropy coder of the streams: ans, huffman or auto (smaller each)
     index: str = "auto"  # sparse positions: auto (smaller), relative or bitmap
     source: str = "<recipe>"
     lines: tuple[int, ...] = field(default=(), compare=False)  # YAML line of each stage
