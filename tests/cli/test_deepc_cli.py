@@ -30,7 +30,7 @@ def compressed(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("deepc")
     w = d / "base.safetensors"
-    api.train("lenet-300-100", load_split("digits"), epochs=2, seed=0, out=w)
+    api.train("lenet-300-100", load_split("digits"), epochs=2, seed=0, out=w, threads=1)
     (d / "tiny.yaml").write_text(RECIPE)
     return d, w
 
@@ -40,7 +40,7 @@ def test_compress_inspect_unpack_eval(capsys, compressed):
     art = d / "m.netpress"
     code, out, err = run(capsys, "compress", "--model", "lenet-300-100", "--weights", str(w),
                          "--data", "digits", "--recipe", str(d / "tiny.yaml"), "--out", str(art),
-                         "--json")
+                         "--threads", "1", "--json")
     assert code == 0, err
     rec = json.loads(out)
     size = os.path.getsize(art)

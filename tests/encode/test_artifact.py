@@ -96,7 +96,7 @@ def test_load_equals_save_after_weight_sharing(digits, tmp_path, coder):
     with torch.no_grad():
         for lin in (model[1], model[3]):
             lin.weight[lin.weight.abs() < lin.weight.abs().quantile(0.9)] = 0.0
-    compress(model, [WeightShare(bits=4, bias_bits=4)], Context(digits))
+    compress(model, [WeightShare(bits=4, bias_bits=4)], Context(digits, threads=1))
     path = tmp_path / "m.netpress"
     size = save_artifact(model, path, "lenet-300-100", coder=coder, metrics={"note": "x"})
     assert size == path.stat().st_size

@@ -47,7 +47,7 @@ def test_centroid_gradient_is_sum_of_member_gradients():
 def test_finetune_keeps_assignments_and_mask(digits):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
-    ctx = Context(digits, batch_size=64)
+    ctx = Context(digits, batch_size=64, threads=1)
     ctx.finetune(model, 2, lr=1e-2)
     with torch.no_grad():
         model[1].weight[:, ::2] = 0.0
