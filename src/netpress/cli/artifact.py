@@ -27,7 +27,11 @@ def _summary(info: dict) -> dict:
 
 
 def register_commands(app: typer.Typer) -> None:
-    """Add ``pack``, ``unpack`` and ``inspect`` to ``app``."""
+    """Add ``pack``, ``unpack`` and ``inspect`` to ``app``.
+
+    Example:
+        >>> register_commands(typer.Typer())
+    """
 
     @app.command()
     def pack(

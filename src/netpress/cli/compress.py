@@ -39,7 +39,12 @@ from .common import (
 def compress_and_measure(model: str, weights: str, split: Split, recipe: str, out: str,
                          seed: int = 0, threads: int = 2) -> tuple[dict, dict]:
     """Run ``recipe`` on the model, write ``out``, reload it and measure it against the
-    baseline (fp32 weights, 4 bytes per parameter). Returns ``(record, inspect info)``."""
+    baseline (fp32 weights, 4 bytes per parameter). Returns ``(record, inspect info)``.
+
+    Example:
+        >>> rec, info = compress_and_measure("lenet-300-100", "w.safetensors", split,
+        ...                                  "recipes/deep-compression.yaml", "m.netpress")  # doctest: +SKIP
+    """
     plan = load_recipe(recipe)
     net = get_model(model, weights)
     base = copy.deepcopy(net)
@@ -69,7 +74,11 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str, ou
 
 
 def print_report(rec: dict, info: dict) -> None:
-    """Han's per-layer table, the stream statistics and the before/after summary."""
+    """Han's per-layer table, the stream statistics and the before/after summary.
+
+    Example:
+        >>> print_report(*compress_and_measure(...))  # doctest: +SKIP
+    """
     ui.out_console.print(han_table(info, title=f"{rec['model']} — {rec['recipe']['name']}, "
                                                "per layer (Han et al. Tables 2–3)"))
     ui.out_console.print(streams_table(info))
@@ -82,7 +91,11 @@ def print_report(rec: dict, info: dict) -> None:
 
 
 def register_commands(app: typer.Typer) -> None:
-    """Add ``compress`` to ``app``."""
+    """Add ``compress`` to ``app``.
+
+    Example:
+        >>> register_commands(typer.Typer())
+    """
 
     @app.command()
     def compress(

@@ -124,7 +124,14 @@ def decode_artifact(data: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def read_artifact(path: str | os.PathLike) -> bytes:
-    """The bytes of an artifact file, with a clear error if it is missing."""
+    """The bytes of an artifact file, with a clear error if it is missing.
+
+    Example:
+        >>> read_artifact("missing.netpress")
+        Traceback (most recent call last):
+        ...
+        netpress.errors.FormatError: artifact not found: missing.netpress; ...
+    """
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"artifact not found: {path}; write one with `netpress compress` "
@@ -133,7 +140,15 @@ def read_artifact(path: str | os.PathLike) -> bytes:
 
 
 def model_from_artifact(header: dict, state: dict[str, torch.Tensor]) -> nn.Module:
-    """Rebuild the model the header names and load ``state`` into it (eval mode)."""
+    """Rebuild the model the header names and load ``state`` into it (eval mode).
+
+    Example:
+        >>> from netpress.zoo import build_model
+        >>> m = model_from_artifact(*decode_artifact(artifact_bytes(build_model("lenet5"),
+        ...                                                         "lenet5")))
+        >>> type(m).__name__
+        'LeNet5'
+    """
     spec = (header.get("model") or {}).get("spec")
     if not isinstance(spec, str):
         raise FormatError("header does not say which model to build (model.spec)")

@@ -95,7 +95,12 @@ def pack_lengths(lengths: np.ndarray) -> bytes:
 
 
 def unpack_lengths(table: bytes, alphabet: int) -> np.ndarray:
-    """Inverse of ``pack_lengths`` for an alphabet of ``alphabet`` symbols."""
+    """Inverse of ``pack_lengths`` for an alphabet of ``alphabet`` symbols.
+
+    Example:
+        >>> unpack_lengths(bytes.fromhex("3103"), 3).tolist()
+        [1, 3, 3]
+    """
     if len(table) != (alphabet + 1) // 2:
         raise FormatError(f"Huffman table has {len(table)} bytes; {alphabet} symbols need "
                           f"{(alphabet + 1) // 2}")

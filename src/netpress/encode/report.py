@@ -15,6 +15,13 @@ def han_table(info: dict, title: str | None = None) -> Table:
     ``info`` is ``netpress.encode.inspect.inspect_bytes`` output. Bits are per stored
     nonzero weight; the rate is the layer's bytes over its fp32 bytes. The total row
     counts every byte of the file (header and padding included).
+
+    Example:
+        >>> from netpress.encode.artifact import artifact_bytes
+        >>> from netpress.encode.inspect import inspect_bytes
+        >>> from netpress.zoo import build_model
+        >>> han_table(inspect_bytes(artifact_bytes(build_model("lenet5"), "lenet5"))).row_count
+        12
     """
     t = Table(title=title or f"{info['model'].get('spec')} — artifact, per layer",
               title_justify="left")
@@ -43,7 +50,15 @@ def han_table(info: dict, title: str | None = None) -> Table:
 
 
 def streams_table(info: dict) -> Table:
-    """Every coded stream: symbols, bits/symbol, entropy and overhead over the bound."""
+    """Every coded stream: symbols, bits/symbol, entropy and overhead over the bound.
+
+    Example:
+        >>> from netpress.encode.artifact import artifact_bytes
+        >>> from netpress.encode.inspect import inspect_bytes
+        >>> from netpress.zoo import build_model
+        >>> streams_table(inspect_bytes(artifact_bytes(build_model("lenet5"), "lenet5"))).row_count
+        0
+    """
     t = Table(title="coded streams (table + payload vs. empirical entropy bound)",
               title_justify="left")
     for col in ("tensor", "part", "coder", "symbols", "alphabet", "bytes", "table",

@@ -81,7 +81,13 @@ def _stream(entry: dict, streams: list[bytes]) -> bytes:
 
 
 def decode_stream(entry: dict, streams: list[bytes], max_symbols: int) -> np.ndarray:
-    """Decode a coded stream described by ``entry`` (at most ``max_symbols`` symbols)."""
+    """Decode a coded stream described by ``entry`` (at most ``max_symbols`` symbols).
+
+    Example:
+        >>> s = []
+        >>> decode_stream(code_stream(np.array([2, 0, 2]), 3, "ans", s), s, 10).tolist()
+        [2, 0, 2]
+    """
     if not isinstance(entry, dict) or entry.get("coder") not in CODERS:
         raise FormatError(f"unknown stream coder in {entry!r}")
     data = _stream(entry, streams)
@@ -172,7 +178,14 @@ def _renumber(entry: dict, base: int, trial: list[bytes], streams: list[bytes]) 
 
 
 def decode_tensor(entry: dict, streams: list[bytes], max_elements: int) -> torch.Tensor:
-    """Rebuild one tensor from its header entry; ``max_elements`` caps what it may allocate."""
+    """Rebuild one tensor from its header entry; ``max_elements`` caps what it may allocate.
+
+    Example:
+        >>> s = []
+        >>> w = torch.tensor([[0.0, 0.5], [0.5, -1.0]])
+        >>> torch.equal(decode_tensor(encode_tensor("w", w, s), s, 100), w)
+        True
+    """
     if not isinstance(entry, dict):
         raise FormatError("tensor entry is not an object")
     shape = entry.get("shape")

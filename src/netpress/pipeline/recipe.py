@@ -33,14 +33,26 @@ TOP_KEYS = ("name", "description", "stages", "artifact")
 
 
 def load_techniques() -> None:
-    """Import every technique package so that its configs are registered."""
+    """Import every technique package so that its configs are registered.
+
+    Example:
+        >>> load_techniques()
+        >>> from netpress.config import CONFIGS
+        >>> "WeightShare" in CONFIGS and "MagnitudePrune" in CONFIGS
+        True
+    """
     for mod in TECHNIQUES:
         importlib.import_module(mod)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """An ordered list of technique configs and how to store the result."""
+    """An ordered list of technique configs and how to store the result.
+
+    Example:
+        >>> parse_recipe("stages: [{_type: WeightShare}]").to_dict()["artifact"]
+        {'coder': 'ans', 'index': 'auto'}
+    """
 
     stages: tuple[Config, ...]
     name: str = "recipe"
@@ -76,7 +88,14 @@ def _named_key_line(node: yaml.Node, message: str) -> int | None:
 
 
 def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
-    """Parse and validate recipe YAML ``text`` (``source`` names it in errors)."""
+    """Parse and validate recipe YAML ``text`` (``source`` names it in errors).
+
+    Example:
+        >>> parse_recipe("stages: [{_type: WeightShare, bits: 9}]", "r.yaml")
+        Traceback (most recent call last):
+        ...
+        netpress.errors.ConfigError: r.yaml line 1 (stage 1): bits=9: ...
+    """
     load_techniques()
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)

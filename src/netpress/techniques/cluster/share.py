@@ -132,7 +132,14 @@ def share_layer(module: nn.Module, bits: int, init: Init = "linear", iters: int 
 
 def codebook_params(model: nn.Module, with_biases: bool = True) -> list[nn.Parameter]:
     """The trainable tensors of codebook fine-tuning: every weight's ``SharedWeight``
-    codebook and, with ``with_biases``, the biases (or bias codebooks) of those layers."""
+    codebook and, with ``with_biases``, the biases (or bias codebooks) of those layers.
+
+    Example:
+        >>> m = nn.Sequential(nn.Linear(4, 2))
+        >>> _ = share_layer(m[0], bits=1)
+        >>> [tuple(p.shape) for p in codebook_params(m)]
+        [(2,), (2,)]
+    """
     out: list[nn.Parameter] = []
     for m in model.modules():
         if not parametrize.is_parametrized(m, "weight"):
@@ -151,7 +158,12 @@ def codebook_params(model: nn.Module, with_biases: bool = True) -> list[nn.Param
 
 @register(WeightShare)
 def apply_weight_share(model: nn.Module, cfg: WeightShare, ctx: Context) -> nn.Module:
-    """Cluster every target layer, then fine-tune the codebooks for ``finetune_epochs``."""
+    """Cluster every target layer, then fine-tune the codebooks for ``finetune_epochs``.
+
+    Example:
+        >>> from netpress import compress
+        >>> compress(model, [WeightShare(bits=4, finetune_epochs=1)], ctx)  # doctest: +SKIP
+    """
     for _, m in cfg.targets.select(model):
         share_layer(m, cfg.bits_for(m), cfg.init, cfg.iters, ctx.seed)
         if cfg.bias_bits and getattr(m, "bias", None) is not None:
