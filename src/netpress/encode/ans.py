@@ -24,8 +24,9 @@ from ..errors import FormatError
 def pack_counts(counts: np.ndarray) -> bytes:
     """The count table: each count ``c`` as an order-0 exp-Golomb code of ``c + 1``
     (``2⌊log2(c + 1)⌋ + 1`` bits: 1 bit for an absent symbol, 3 for a count of 1 or 2),
-    MSB first, zero-padded to a whole byte. Far shorter than one varint per symbol for
-    the long, sparse alphabets of index-gap streams.
+    MSB first, zero-padded to a whole byte. Absent and rare symbols (the tail of a gap
+    alphabet) cost 1–5 bits instead of a varint's 8; large counts cost about twice their
+    bit length.
 
     Example:
         >>> pack_counts(np.array([0, 1, 300])).hex()
