@@ -5,7 +5,13 @@ from torch import nn
 from netpress import Context, bake, compress
 from netpress.config import Config
 from netpress.errors import ConfigError
-from netpress.techniques.cluster import SharedWeight, WeightShare, codebook_params, share_layer
+from netpress.techniques.cluster import (
+    LayerBits,
+    SharedWeight,
+    WeightShare,
+    codebook_params,
+    share_layer,
+)
 
 
 def _pruned_mlp():
@@ -68,12 +74,23 @@ def test_finetune_keeps_assignments_and_mask(digits):
 
 
 def test_config_roundtrip_and_validation():
-    cfg = WeightShare(bits=4, conv_bits=6, init="density", finetune_epochs=1)
+    cfg = WeightShare(bits=4, conv_bits=6, init="density", finetune_epochs=1,
+                      overrides=(LayerBits("re:fc.*", 3),))
     assert Config.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError):
+        WeightShare(overrides=(LayerBits("fc1", 0),))
     with pytest.raises(ConfigError):
         WeightShare(bits=9)
     with pytest.raises(ConfigError):
         Config.from_dict({"_type": "WeightShare", "init": "kmeans++"})
+
+
+def test_bits_per_layer(digits):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    compress(m, [WeightShare(bits=5, overrides=(LayerBits("3", 2),))], Context(digits, threads=1))
+    assert m[1].weight.unique().numel() == 32
+    assert m[3].weight.unique().numel() == 4
 
 
 def test_shared_weight_forward_exact_zero():

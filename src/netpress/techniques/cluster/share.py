@@ -13,6 +13,7 @@ which ``netpress.encode`` stores as a codebook plus indices.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -69,6 +70,21 @@ class _Gather(torch.autograd.Function):
 
 
 @dataclass(frozen=True)
+class LayerBits:
+    """A per-layer override: modules whose name equals ``name`` (or matches ``re:…``)
+    get ``bits`` codebook index bits instead of the config's."""
+
+    name: str  # module name, or "re:<regex>" matched against the full name
+    bits: int  # codebook index bits for this layer: 2**bits centroids, 1..8
+
+    def matches(self, module_name: str) -> bool:
+        """Whether this override applies to ``module_name``."""
+        if self.name.startswith("re:"):
+            return re.fullmatch(self.name[3:], module_name) is not None
+        return self.name == module_name
+
+
+@dataclass(frozen=True)
 class WeightShare(Config):
     """Share weights by per-layer k-means on the nonzero weights, then tune the codebooks.
 
@@ -85,6 +101,7 @@ class WeightShare(Config):
     lr: float = 1e-4  # Adam learning rate (cosine schedule) of the codebook fine-tune
     bias_bits: int = 0  # share biases too with 2**bias_bits centroids; 0 keeps them fp32
     train_biases: bool = True  # also fine-tune the target layers' biases (or bias codebooks)
+    overrides: tuple[LayerBits, ...] = ()  # per-layer bits that replace bits / conv_bits
     targets: Targets = Targets(types=("Linear", "Conv2d"))
 
     def validate(self) -> None:
@@ -92,6 +109,9 @@ class WeightShare(Config):
             b = getattr(self, name)
             if not 1 <= b <= 8:
                 raise ConfigError(f"{name}={b}: codebook bits must be 1..8 (2 to 256 centroids)")
+        for o in self.overrides:
+            if not 1 <= o.bits <= 8:
+                raise ConfigError(f"override {o.name!r} bits={o.bits}: must be 1..8")
         if not 0 <= self.bias_bits <= 8:
             raise ConfigError(f"bias_bits={self.bias_bits} must be 0 (keep fp32) or 1..8")
         if self.iters < 1:
@@ -101,8 +121,16 @@ class WeightShare(Config):
         if not self.lr > 0:
             raise ConfigError(f"lr={self.lr} must be > 0")
 
-    def bits_for(self, module: nn.Module) -> int:
-        """Index bits used for ``module``'s codebook."""
+    def bits_for(self, module: nn.Module, name: str = "") -> int:
+        """Index bits used for the codebook of ``module`` (called ``name`` in the model).
+
+        Example:
+            >>> WeightShare(overrides=(LayerBits("fc1", 3),)).bits_for(nn.Linear(2, 2), "fc1")
+            3
+        """
+        for o in self.overrides:
+            if o.matches(name):
+                return o.bits
         return self.conv_bits if type_name(module).startswith("Conv") else self.bits
 
 
@@ -164,8 +192,8 @@ def apply_weight_share(model: nn.Module, cfg: WeightShare, ctx: Context) -> nn.M
         >>> from netpress import compress
         >>> compress(model, [WeightShare(bits=4, finetune_epochs=1)], ctx)  # doctest: +SKIP
     """
-    for _, m in cfg.targets.select(model):
-        share_layer(m, cfg.bits_for(m), cfg.init, cfg.iters, ctx.seed)
+    for name, m in cfg.targets.select(model):
+        share_layer(m, cfg.bits_for(m, name), cfg.init, cfg.iters, ctx.seed)
         if cfg.bias_bits and getattr(m, "bias", None) is not None:
             share_layer(m, cfg.bias_bits, cfg.init, cfg.iters, ctx.seed, name="bias")
     if cfg.finetune_epochs > 0:
