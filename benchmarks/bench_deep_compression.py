@@ -123,6 +123,31 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def streams_md(r: dict) -> str:
+    """Markdown table of every coded stream, with the ANS-only encoding beside it."""
+    ans = {(s["tensor"], s["part"]): s for s in r["single_coder"]["ans"]["streams"]}
+    lines = ["| stream | symbols | alphabet | coder | bytes (table) | bits/symbol | entropy "
+             "| overhead | ANS-only bytes (table) | ANS-only overhead |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(x):
+        return "-" if x is None else f"{x * 100:+.2f}%"
+
+    for t in r["artifact"]["tensors"]:
+        for s in t.get("streams", []):
+            a = ans[(t["name"], s["part"])]
+            lines.append(
+                f"| {t['name']} {s['part']} | {s['symbols']:,} | {s['alphabet']} | {s['coder']} "
+                f"| {s['bytes']:,} ({s['table_bytes']}) | {s['bits_per_symbol']:.3f} "
+                f"| {s['entropy_bits']:.3f} | {pct(s['overhead'])} "
+                f"| {a['bytes']:,} ({a['table_bytes']}) | {pct(a['overhead'])} |")
+    info, only = r["artifact"], r["single_coder"]["ans"]
+    lines.append(f"| **all** | | | mixed | {info['coded_stream_bytes']:,} | | | "
+                 f"**{pct(info['coded_overhead'])}** | {only['coded_stream_bytes']:,} | "
+                 f"**{pct(only['coded_overhead'])}** |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     specs = sys.argv[1:] or ["lenet-300-100", "lenet5-caffe"]
     split = fashion()
@@ -131,6 +156,7 @@ def main() -> None:
         r = run(spec, split)
         rows.append(r)
         print(table(r))
+        print(streams_md(r))
         save_result(f"deep-compression-{spec}", r)
     print("\n\n".join(table(r) for r in rows))
 
