@@ -157,7 +157,7 @@ def main() -> None:
         rows.append(r)
         print(table(r))
         print(streams_md(r))
-        save_result(f"deep-compression-{spec}", r)
+        save_result(f"{load_recipe(RECIPE).name}-{spec}", r)
     print("\n\n".join(table(r) for r in rows))
 
 
