@@ -33,7 +33,12 @@ def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
     """
     model = build_model(spec)
     if weights is not None:
-        load_into(model, load_weights(weights), source=str(weights))
+        state = load_weights(weights)
+        from .techniques.prune.resize import is_structured, resize_to_state
+
+        if is_structured(weights):  # channels were removed: shrink the layers to fit
+            resize_to_state(model, state)
+        load_into(model, state, source=str(weights))
     model.eval()
     return model
 

@@ -12,12 +12,13 @@ import traceback
 import typer
 
 from ..errors import NetpressError
-from . import artifact, compress, core, demo
+from . import artifact, compress, core, demo, prune
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress trained PyTorch models and prove the result.")
 core.register_commands(app)
 demo.register_commands(app)
+prune.register_commands(app)
 artifact.register_commands(app)
 compress.register_commands(app)
 

@@ -4,6 +4,8 @@
   target sparsity rises along a cubic curve from ``initial_sparsity`` to
   ``sparsity``; every ``frequency`` optimiser steps the masks are recomputed from the
   current weights (through the shared training loop's ``on_step`` hook).
+  With ``self_distill`` > 0 the loss also pulls the outputs towards those of the
+  unpruned model (a frozen copy taken before pruning starts).
 - ``IterativePrune``: Han et al.'s prune → retrain loop. Each round removes weights
   with |w| below ``quality`` × the std of the layer's (dense) weights, the threshold
   rising over ``iterations`` rounds to its final value, and retrains at a low rate.
@@ -11,16 +13,19 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...config import Config, register
 from ...context import Context
 from ...errors import ConfigError
 from ...targets import Targets
+from ...train import LossFn, cross_entropy_loss
 from .magnitude import LayerSparsity, Scope, check_fraction, check_overrides, prune_to
 from .masking import masked_weights, set_mask
 from .masks import agp_sparsity, threshold_mask
@@ -44,11 +49,16 @@ class GradualPrune(Config):
     scope: Scope = "global"  # "layer" or "global" ranking, as in MagnitudePrune
     overrides: tuple[LayerSparsity, ...] = ()  # per-layer final fractions (ramped alike)
     lr: float = 1e-4  # Adam learning rate of the fine-tuning (cosine decay)
+    self_distill: float = 0.0  # weight (0..1) of a KL term pulling towards the unpruned model
+    temperature: float = 4.0  # softmax temperature of that KL term
     targets: Targets = Targets()  # which modules' weights are pruned
 
     def validate(self) -> None:
         check_fraction(self.sparsity, "sparsity")
         check_fraction(self.initial_sparsity, "initial_sparsity")
+        check_fraction(self.self_distill, "self_distill", allow_one=True)
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         check_overrides(self.overrides)
         if self.initial_sparsity > self.sparsity:
             raise ConfigError("initial_sparsity must not exceed sparsity")
@@ -56,6 +66,32 @@ class GradualPrune(Config):
             raise ConfigError("need 0 <= start_fraction < end_fraction <= 1")
         if self.epochs < 1 or self.frequency < 1 or self.lr <= 0:
             raise ConfigError("epochs and frequency must be >= 1 and lr > 0")
+
+
+def self_distill_loss(teacher: nn.Module, weight: float, temperature: float) -> LossFn:
+    """Cross-entropy mixed with KL(teacher ‖ student) at ``temperature`` (Hinton et al.),
+    the teacher being a frozen copy of the unpruned model.
+
+    Example:
+        >>> t = nn.Linear(4, 3)
+        >>> loss = self_distill_loss(t, 0.5, 4.0)(t, torch.zeros(2, 4), torch.zeros(2).long())
+        >>> round(float(loss), 4) == round(0.5 * float(F.cross_entropy(t(torch.zeros(2, 4)),
+        ...                                                    torch.zeros(2).long())), 4)
+        True
+    """
+    teacher = teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        with torch.no_grad():
+            target = F.log_softmax(teacher(x) / temperature, 1)
+        kl = F.kl_div(F.log_softmax(logits / temperature, 1), target, log_target=True,
+                      reduction="batchmean") * temperature**2
+        return (1 - weight) * F.cross_entropy(logits, y) + weight * kl
+
+    return loss
 
 
 def _ramped(overrides: tuple[LayerSparsity, ...], frac: float) -> tuple[LayerSparsity, ...]:
@@ -74,13 +110,17 @@ def apply_gradual_prune(model: nn.Module, cfg: GradualPrune, ctx: Context) -> nn
         frac = s / cfg.sparsity if cfg.sparsity > 0 else 1.0
         prune_to(model, s, cfg.scope, cfg.targets, _ramped(cfg.overrides, frac))
 
+    loss_fn = cross_entropy_loss
+    if cfg.self_distill > 0:
+        loss_fn = self_distill_loss(copy.deepcopy(model), cfg.self_distill, cfg.temperature)
     update(0)  # installs the masks before the optimiser sees the parameters
 
     def on_step(step: int, _total: int) -> None:
         if step % cfg.frequency == 0 and step <= end + cfg.frequency:
             update(step)
 
-    ctx.finetune(model, cfg.epochs, lr=cfg.lr, on_step=on_step, description="prune: AGP")
+    ctx.finetune(model, cfg.epochs, lr=cfg.lr, on_step=on_step, loss_fn=loss_fn,
+                 description="prune: AGP")
     update(total)  # a no-op when the schedule already reached the final sparsity
     return model
 

@@ -10,6 +10,7 @@ steps with fine-tuning between them, and saving/reloading (``resize.py``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +27,7 @@ from ...train import cross_entropy_loss
 from .magnitude import LayerSparsity, Scope, check_fraction, check_overrides
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor"]
+_NUDGE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class StructuredPrune(Config):
         'taylor'
     """
 
-    ratio: float = 0.5  # fraction of output channels/neurons removed from each pruned layer
+    ratio: float = 0.5  # fraction of output channels removed per layer (kept = floor(n(1-r)))
     importance: Importance = "l1"  # l1/l2 of weights, bn_scale (|γ|), taylor (|w·∂L/∂w|)
     scope: Scope = "layer"  # "layer": every layer loses `ratio`; "global": ranked together
     steps: int = 1  # pruning steps; the ratio rises linearly to its final value
@@ -46,6 +48,8 @@ class StructuredPrune(Config):
     lr: float = 1e-4  # Adam learning rate of the fine-tuning (cosine decay)
     max_ratio: float = 0.9  # no layer loses more than this fraction (global scope)
     taylor_batches: int = 8  # calibration batches whose gradients score Taylor importance
+    self_distill: float = 0.0  # weight (0..1) of a KL term towards the unpruned model's outputs
+    temperature: float = 4.0  # softmax temperature of that KL term
     overrides: tuple[LayerSparsity, ...] = ()  # per-layer ratios that replace `ratio`
     targets: Targets = Targets(types=("Linear", "Conv2d"))  # ignore= names are left whole
 
@@ -55,8 +59,9 @@ class StructuredPrune(Config):
         check_overrides(self.overrides)
         if self.steps < 1 or self.epochs_between < 0 or self.finetune_epochs < 0:
             raise ConfigError("steps must be >= 1; epochs_between and finetune_epochs >= 0")
-        if self.lr <= 0 or self.taylor_batches < 1:
-            raise ConfigError("lr must be > 0 and taylor_batches >= 1")
+        if self.lr <= 0 or self.taylor_batches < 1 or self.temperature <= 0:
+            raise ConfigError("lr and temperature must be > 0 and taylor_batches >= 1")
+        check_fraction(self.self_distill, "self_distill", allow_one=True)
 
 
 def importance_of(name: str, model: nn.Module):
@@ -143,21 +148,27 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
         (10, 250)
     """
     bake(model)  # Torch-Pruning needs plain weights, not parametrizations
+    loss_fn = cross_entropy_loss
+    if cfg.self_distill > 0:
+        from .schedule import self_distill_loss
+
+        loss_fn = self_distill_loss(copy.deepcopy(model), cfg.self_distill, cfg.temperature)
     example = ctx.split.train[0][:1]
     names = dict(model.named_modules())
+    selected = {id(m) for _, m in cfg.targets.select(model)}
     ignored = output_layers(model, example)
-    ignored += [m for n, m in names.items() if n and any(
-        LayerSparsity(p, 0.0).matches(n) for p in cfg.targets.ignore)]
-    ignored += [m for n, m in names.items() if isinstance(m, nn.Linear | nn.Conv2d)
-                and type(m).__name__ not in cfg.targets.types]
+    ignored += [m for m in names.values() if isinstance(m, nn.Linear | nn.modules.conv._ConvNd)
+                and id(m) not in selected and m not in ignored]
+    # Torch-Pruning keeps floor(channels × (1 − ratio)); the nudge stops 1 − 0.8 = 0.1999…
+    # from costing a channel to floating-point error.
     ratio_dict = {}
     for n, m in names.items():
         for o in cfg.overrides:
             if n and o.matches(n) and m not in ignored:
-                ratio_dict[m] = o.sparsity
+                ratio_dict[m] = max(0.0, o.sparsity - _NUDGE)
     pruner = tp.pruner.MetaPruner(
         model, example, importance=importance_of(cfg.importance, model),
-        global_pruning=cfg.scope == "global", pruning_ratio=cfg.ratio,
+        global_pruning=cfg.scope == "global", pruning_ratio=max(0.0, cfg.ratio - _NUDGE),
         pruning_ratio_dict=ratio_dict or None, max_pruning_ratio=cfg.max_ratio,
         iterative_steps=cfg.steps, ignored_layers=ignored,
     )
@@ -168,7 +179,7 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
         model.zero_grad(set_to_none=True)
         epochs = cfg.epochs_between if step < cfg.steps - 1 else cfg.finetune_epochs
         if epochs:
-            ctx.finetune(model, epochs, lr=cfg.lr,
+            ctx.finetune(model, epochs, lr=cfg.lr, loss_fn=loss_fn,
                          description=f"prune: structured step {step + 1}/{cfg.steps}")
     model.eval()
     return model
