@@ -12,7 +12,7 @@ import traceback
 import typer
 
 from ..errors import NetpressError
-from . import core, demo, prune, quantize, shape
+from . import artifact, compress, core, demo, prune, quantize, shape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress trained PyTorch models and prove the result.")
@@ -21,6 +21,8 @@ demo.register_commands(app)
 shape.register_commands(app)
 prune.register_commands(app)
 quantize.register_commands(app)
+artifact.register_commands(app)
+compress.register_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from .. import api, ui
+from ..errors import NetpressError
 from ..profile.table import layer_table, summary_table
 from .common import (
     DataDirOpt,
@@ -90,7 +91,9 @@ def register_commands(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_(
-        model: str = ModelOpt,
+        artifact: str = typer.Argument(None, help="A .netpress artifact to evaluate "
+                                                  "(instead of --model/--weights)."),
+        model: str = typer.Option(None, "--model", "-m", help=ModelOpt.help),
         weights: str = WeightsOpt,
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
@@ -102,12 +105,21 @@ def register_commands(app: typer.Typer) -> None:
     ):
         """Accuracy (top-1, top-5, per class) on test data, and agreement with a reference."""
         start(json_out)
-        net = get_model(model, weights)
+        if artifact is not None:
+            from ..encode.artifact import load_artifact
+
+            net, header = load_artifact(artifact)
+            model = model or str(header["model"].get("spec"))
+        elif model is None:
+            raise NetpressError("give an ARTIFACT (a .netpress file) or --model and --weights")
+        else:
+            net = get_model(model, weights)
         ref = get_model(model, reference) if reference else None
         split = get_split(data, data_dir, seed)
         res = api.evaluate(net, split, reference=ref)
         ref_acc = api.evaluate(ref, split).accuracy if ref is not None else None
         rec = {"model": model, "data": split.name, **res.as_dict(),
+               **({"artifact": artifact} if artifact is not None else {}),
                "baseline_accuracy": ref_acc,
                "accuracy_drop_pp": None if ref_acc is None else (ref_acc - res.accuracy) * 100,
                "netpress_version": __import__("netpress").__version__}

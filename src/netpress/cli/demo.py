@@ -40,6 +40,8 @@ def register_commands(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         cache: Path = typer.Option(Path(".netpress/cache"), "--cache",
                                    help="Where trained baselines are kept between runs."),
+        recipe: str = typer.Option("recipes/deep-compression.yaml", "--recipe",
+                                   help="Recipe run on the baseline at the end ('' skips it)."),
     ):
         """Train (or reuse) a baseline on Fashion-MNIST, profile and evaluate it."""
         if model not in ZOO:
@@ -56,3 +58,10 @@ def register_commands(app: typer.Typer) -> None:
             f"test top-1 {res.accuracy * 100:.2f}%, top-5 {res.top5 * 100:.2f}%; weakest class "
             f"{split.class_names[worst]!r} at {res.per_class[worst] * 100:.2f}%"
         )
+        if recipe:
+            from .compress import compress_and_measure, print_report
+
+            ui.info(f"compressing with {recipe}")
+            out = cache / f"{model}-{Path(recipe).stem}.netpress"
+            print_report(*compress_and_measure(model, str(weights), split, recipe, str(out),
+                                               seed))

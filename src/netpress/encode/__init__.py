@@ -1,0 +1,1 @@
+"""Storage of compressed weights: sparse positions, entropy coders and the .netpress file."""

@@ -1,0 +1,156 @@
+"""Recipes: YAML files listing technique stages, turned into validated configs.
+
+A recipe is a mapping with ``stages`` (a list of technique configs, each written as
+``_type: <ConfigName>`` plus its fields) and optionally ``name``, ``description`` and
+``artifact`` (how the result is stored: ``coder: auto|ans|huffman``, ``index:
+auto|relative|bitmap``). Every stage is checked by its config class; an error names
+the file, the line of the offending key and what is valid. Kept simple on purpose: a
+later issue adds resume and search on top of ``Recipe``.
+
+Example:
+    >>> r = parse_recipe("stages:\\n  - _type: WeightShare\\n    bits: 4\\n")
+    >>> r.stages[0].bits, r.coder
+    (4, 'ans')
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..config import Config
+from ..errors import ConfigError
+
+# Technique packages whose configs a recipe may name; importing one registers its configs.
+TECHNIQUES = ("netpress.techniques.prune", "netpress.techniques.cluster")
+CODERS = ("auto", "ans", "huffman")
+INDEX_KINDS = ("auto", "relative", "bitmap")
+TOP_KEYS = ("name", "description", "stages", "artifact")
+
+
+def load_techniques() -> None:
+    """Import every technique package so that its configs are registered.
+
+    Example:
+        >>> load_techniques()
+        >>> from netpress.config import CONFIGS
+        >>> "WeightShare" in CONFIGS and "MagnitudePrune" in CONFIGS
+        True
+    """
+    for mod in TECHNIQUES:
+        importlib.import_module(mod)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An ordered list of technique configs and how to store the result.
+
+    Example:
+        >>> parse_recipe("stages: [{_type: WeightShare}]").to_dict()["artifact"]
+        {'coder': 'ans', 'index': 'auto'}
+    """
+
+    stages: tuple[Config, ...]
+    name: str = "recipe"
+    description: str = ""
+    coder: str = "ans"  # entropy coder of the streams: ans, huffman or auto (smaller each)
+    index: str = "auto"  # sparse positions: auto (smaller), relative or bitmap
+    source: str = "<recipe>"
+    lines: tuple[int, ...] = field(default=(), compare=False)  # YAML line of each stage
+
+    def to_dict(self) -> dict:
+        """Plain data, as stored in an artifact's header."""
+        return {"name": self.name, "stages": [s.to_dict() for s in self.stages],
+                "artifact": {"coder": self.coder, "index": self.index}}
+
+
+def _key_line(node: yaml.Node, key: str) -> int | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return k.start_mark.line + 1
+    return None
+
+
+def _named_key_line(node: yaml.Node, message: str) -> int | None:
+    """Line of the stage key that ``message`` names first (``None`` if it names none)."""
+    best: tuple[int, int] | None = None
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            m = re.search(rf"\b{re.escape(str(k.value))}\b", message)
+            if m and (best is None or m.start() < best[0]):
+                best = (m.start(), k.start_mark.line + 1)
+    return best[1] if best else None
+
+
+def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
+    """Parse and validate recipe YAML ``text`` (``source`` names it in errors).
+
+    Example:
+        >>> parse_recipe("stages: [{_type: WeightShare, bits: 9}]", "r.yaml")
+        Traceback (most recent call last):
+        ...
+        netpress.errors.ConfigError: r.yaml line 1 (stage 1): bits=9: ...
+    """
+    load_techniques()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a recipe is a mapping with a 'stages' list")
+    for k in data:
+        if k not in TOP_KEYS:
+            raise ConfigError(f"{source} line {_key_line(root, str(k))}: unknown key {k!r}; "
+                              f"valid keys: {', '.join(TOP_KEYS)}")
+    stages_data = data.get("stages")
+    if not isinstance(stages_data, list) or not stages_data:
+        raise ConfigError(f"{source}: 'stages' must be a non-empty list of technique configs")
+    stages_node = next(v for k, v in root.value if k.value == "stages")
+    stages, lines = [], []
+    for i, (item, node) in enumerate(zip(stages_data, stages_node.value, strict=True)):
+        line = node.start_mark.line + 1
+        where = f"{source} line {line} (stage {i + 1})"
+        try:
+            stages.append(Config.from_dict(item, where=where))
+        except ConfigError as e:
+            msg = str(e)
+            key_line = _named_key_line(node, msg[len(where):])
+            if key_line is not None and key_line != line:
+                msg = msg.replace(f"line {line} (stage", f"line {key_line} (stage", 1)
+            raise ConfigError(msg) from None
+        lines.append(line)
+    art = data.get("artifact") or {}
+    if not isinstance(art, dict):
+        raise ConfigError(f"{source}: 'artifact' must be a mapping (coder, index)")
+    for k, v in art.items():
+        valid = {"coder": CODERS, "index": INDEX_KINDS}.get(k)
+        line = _key_line(next(v for k2, v in root.value if k2.value == "artifact"), str(k))
+        if valid is None:
+            raise ConfigError(f"{source} line {line}: unknown artifact key {k!r}; "
+                              "valid keys: coder, index")
+        if v not in valid:
+            raise ConfigError(f"{source} line {line}: artifact {k} {v!r} is not one of "
+                              f"{list(valid)}")
+    return Recipe(tuple(stages), name=str(data.get("name", Path(source).stem)),
+                  description=str(data.get("description", "")),
+                  coder=art.get("coder", "ans"), index=art.get("index", "auto"),
+                  source=source, lines=tuple(lines))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file.
+
+    Example:
+        >>> load_recipe("recipes/deep-compression.yaml").name  # doctest: +SKIP
+        'deep-compression'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe not found: {path}; see recipes/ for ready ones")
+    return parse_recipe(path.read_text(), source=str(path))

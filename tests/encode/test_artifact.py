@@ -1,0 +1,137 @@
+import json
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from netpress import Context, __version__, compress
+from netpress.encode.artifact import (
+    artifact_bytes,
+    decode_artifact,
+    load_artifact,
+    save_artifact,
+)
+from netpress.encode.container import PREFIX, pack_container
+from netpress.encode.inspect import inspect_bytes
+from netpress.errors import FormatError
+from netpress.techniques.cluster import WeightShare
+from netpress.zoo import build_model
+
+
+def tiny() -> nn.Module:
+    m = nn.Sequential(nn.Linear(6, 4))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[0.5, 0, 0, -0.25, 0, 0]] * 4))
+        m[0].weight[1, 0] = 0
+        m[0].bias.copy_(torch.tensor([0.125, -1, 0, 2]))
+    return m
+
+
+TINY_HEADER = (
+    '{"format":"netpress-artifact","metrics":{},"model":{"class":"Sequential","params":28,'
+    '"spec":"tiny"},"netpress_version":"VERSION","recipe":[],"streams":[{"crc32":371256599,'
+    '"length":16,"offset":0},{"crc32":1644384505,"length":8,"offset":16},{"crc32":2414145236,'
+    '"length":3,"offset":24},{"crc32":3848431282,"length":2,"offset":32}],"tensors":[{"dtype":'
+    '"float32","encoding":"raw","name":"0.bias","shape":[4],"stream":0},{"codebook":{"size":2,'
+    '"stream":1},"dtype":"float32","encoding":"shared","name":"0.weight","nonzero":7,'
+    '"positions":{"candidate_bytes":{"bitmap":3,"relative":4},"kind":"bitmap","stream":2},'
+    '"shape":[4,6],"values":{"alphabet":2,"coder":"huffman","stream":3,"symbols":7,'
+    '"table_bytes":1}}]}'
+).replace("VERSION", __version__)
+
+
+def test_exact_header_and_streams_of_a_tiny_model():
+    data = artifact_bytes(tiny(), "tiny", coder="huffman")
+    _, _, stored, text_len, _ = PREFIX.unpack_from(data)
+    assert zlib.decompress(data[24:24 + stored]).decode() == TINY_HEADER
+    start = -(-(24 + stored) // 8) * 8
+    body = data[start:]
+    # the raw bias [0.125, -1, 0, 2]; codebook [-0.25, 0.5] as float32 LE; bitmap of the
+    # 7 nonzeros (LSB first) + padding; Huffman table (lengths 1, 1) + padding, and the
+    # values 1,0,0,1,0,1,0 written MSB-first: 1001010 + one pad bit = 0x94
+    assert body == bytes.fromhex("0000003e000080bf0000000000000040" "000080be0000003f"
+                                 "0992240000000000" "1194")
+    header, state = decode_artifact(data)
+    assert torch.equal(state["0.weight"], tiny()[0].weight.detach())
+    assert torch.equal(state["0.bias"], tiny()[0].bias.detach())
+
+
+def test_every_byte_corruption_and_truncation_detected():
+    data = artifact_bytes(tiny(), "tiny", coder="ans")
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0xFF
+        with pytest.raises(FormatError):
+            decode_artifact(bytes(bad))
+    for n in range(len(data)):
+        with pytest.raises(FormatError):
+            decode_artifact(data[:n])
+
+
+def test_header_with_valid_checksums_but_bad_fields_is_refused():
+    good = json.loads(zlib.decompress(artifact_bytes(tiny(), "tiny")[24:]
+                                      [:PREFIX.unpack_from(artifact_bytes(tiny(), "tiny"))[2]]))
+    streams = [b"\0" * 16]
+    cases = [
+        {"shape": [10**9, 10**6], "dtype": "float32", "encoding": "raw", "stream": 0},
+        {"shape": [2, 2], "dtype": "float32", "encoding": "raw", "stream": 5},
+        {"shape": [-1], "dtype": "float32", "encoding": "raw", "stream": 0},
+        {"shape": [4], "dtype": "complex", "encoding": "raw", "stream": 0},
+        {"shape": [4], "dtype": "float32", "encoding": "magic", "stream": 0},
+        {"shape": [2, 2], "dtype": "float32", "encoding": "shared", "nonzero": 9},
+    ]
+    for t in cases:
+        head = {k: v for k, v in good.items() if k != "streams"}
+        head["tensors"] = [dict(t, name="w")]
+        with pytest.raises(FormatError):
+            decode_artifact(pack_container(head, streams))
+
+
+@pytest.mark.parametrize("coder", ["ans", "huffman"])
+def test_load_equals_save_after_weight_sharing(digits, tmp_path, coder):
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100")
+    with torch.no_grad():
+        for lin in (model[1], model[3]):
+            lin.weight[lin.weight.abs() < lin.weight.abs().quantile(0.9)] = 0.0
+    compress(model, [WeightShare(bits=4, bias_bits=4)], Context(digits, threads=1))
+    path = tmp_path / "m.netpress"
+    size = save_artifact(model, path, "lenet-300-100", coder=coder, metrics={"note": "x"})
+    assert size == path.stat().st_size
+    loaded, header = load_artifact(path)
+    x = digits.test[0]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))  # exactly, not approximately
+    assert header["metrics"] == {"note": "x"}
+    info = inspect_bytes(path.read_bytes())
+    assert info["file_bytes"] == size
+    assert info["file_bytes"] == info["header_bytes"] + info["padding_bytes"] + sum(
+        r["bytes"] for r in info["tensors"])
+    w1 = next(r for r in info["tensors"] if r["name"] == "1.weight")
+    assert w1["codebook_size"] <= 16 and abs(w1["kept"] - 0.1) < 0.001
+    assert w1["index_kind"] in ("relative", "bitmap")
+    assert w1["candidate_index_bytes"]["bitmap"] == 784 * 300 // 8
+    assert info["compression_ratio"] > 30  # 10% kept, 4-bit codebooks, coded
+
+
+def test_same_model_same_bytes():
+    m = tiny()
+    assert artifact_bytes(m, "tiny") == artifact_bytes(m, "tiny")
+
+
+def test_missing_file_is_a_format_error(tmp_path):
+    with pytest.raises(FormatError, match="not found"):
+        load_artifact(tmp_path / "nope.netpress")
+
+
+def test_raw_dtypes_roundtrip():
+    state = {"f": torch.randn(3, 3), "i": torch.arange(5), "b": torch.tensor([True, False])}
+    m = nn.Module()
+    for k, v in state.items():
+        m.register_buffer(k, v)
+    _, out = decode_artifact(artifact_bytes(m, "none"))
+    for k, v in state.items():
+        assert out[k].dtype == v.dtype and torch.equal(out[k], v)
+    assert np.isclose(inspect_bytes(artifact_bytes(m, "none"))["params"], 9 + 5 + 2)

@@ -1,0 +1,65 @@
+import json
+import zlib
+
+import pytest
+
+from netpress.encode.container import PREFIX, pack_container, read_header, unpack_container
+from netpress.errors import FormatError
+
+# The worked example of docs/FORMAT.md: header {"a": 1}, streams b"xy" and b"z".
+EXAMPLE = bytes.fromhex(
+    "4e45545052455353010000005700000069000000018cd64878daab564a54b232d4512a2e294a4dcc2d56b28a"
+    "ae564a2e4a363652b2323231343132323535034ae7a4e6a5976400c57494f2d3d28a534b94ac0c6a75e04a0d"
+    "cd4ccd2dcd0c8ccdcc114a0d114a2d6a636b0132171e530078790000000000007a"
+)
+EXAMPLE_TEXT = ('{"a":1,"streams":[{"crc32":2414225561,"length":2,"offset":0},'
+                '{"crc32":1657960367,"length":1,"offset":8}]}')
+
+
+def test_exact_bytes_of_the_spec_example():
+    data = pack_container({"a": 1}, [b"xy", b"z"])
+    assert data == EXAMPLE
+    magic, version, stored, text_len, crc = PREFIX.unpack_from(data)
+    assert (magic, version, text_len) == (b"NETPRESS", 1, len(EXAMPLE_TEXT))
+    assert zlib.decompress(data[24:24 + stored]).decode() == EXAMPLE_TEXT
+    assert crc == zlib.crc32(data[24:24 + stored])
+    data_start = -(-(24 + stored) // 8) * 8
+    assert data[data_start:data_start + 2] == b"xy" and data[data_start + 8:] == b"z"
+    assert set(data[24 + stored:data_start]) <= {0}
+    assert unpack_container(data) == ({"a": 1, "streams": json.loads(EXAMPLE_TEXT)["streams"]},
+                                      [b"xy", b"z"])
+
+
+def test_every_byte_flip_is_detected():
+    for i in range(len(EXAMPLE)):
+        bad = bytearray(EXAMPLE)
+        bad[i] ^= 0x5A
+        with pytest.raises(FormatError):
+            unpack_container(bytes(bad))
+
+
+def test_every_truncation_and_extension_is_detected():
+    for n in range(len(EXAMPLE)):
+        with pytest.raises(FormatError):
+            unpack_container(EXAMPLE[:n])
+    with pytest.raises(FormatError):
+        unpack_container(EXAMPLE + b"\0")
+
+
+def test_no_streams_and_refusals():
+    data = pack_container({"x": []}, [])
+    assert unpack_container(data) == ({"x": [], "streams": []}, [])
+    with pytest.raises(FormatError, match="magic"):
+        read_header(b"PK\x03\x04" + bytes(40))
+    bad = bytearray(data)
+    bad[8] = 2
+    with pytest.raises(FormatError, match="version 2"):
+        read_header(bytes(bad))
+
+
+def test_inflation_bomb_refused():
+    text = b"[" + b" " * 10_000_000 + b"]"
+    stored = zlib.compress(text, 9)
+    data = PREFIX.pack(b"NETPRESS", 1, len(stored), len(text), zlib.crc32(stored)) + stored
+    with pytest.raises(FormatError, match="refusing"):
+        read_header(data)
