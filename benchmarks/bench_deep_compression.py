@@ -6,7 +6,7 @@ same run (size = the artifact's bytes; ratio against fp32 weights = 4 bytes/para
 and re-encode the same model with canonical Huffman to compare coders.
 
 Reproduce (2 threads):
-    NETPRESS_CACHE=/work/cache PYTHONPATH=src .venv/bin/python \
+    .venv/bin/python \
         benchmarks/bench_deep_compression.py [lenet-300-100 lenet5-caffe]
 """
 

@@ -2,9 +2,8 @@
 parameters, distilled from the trained lenet5-caffe, against the same student trained
 from scratch — same initial weights, same epochs, same learning-rate schedule, seeds 0–2.
 
-Reproduce: ``KD_EPOCHS=4 OMP_WAIT_POLICY=PASSIVE NETPRESS_CACHE=/work/cache PYTHONPATH=src
-.venv/bin/python benchmarks/bench_distill.py`` (``KD_EPOCHS`` defaults to 10; the recorded
-run used 4 to fit the shared machine's time).
+Reproduce: ``KD_EPOCHS=4 .venv/bin/python benchmarks/bench_distill.py``
+(``KD_EPOCHS`` defaults to 10; the recorded run used 4 to fit the shared machine's time).
 """
 
 from __future__ import annotations

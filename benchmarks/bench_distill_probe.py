@@ -2,8 +2,7 @@
 4 epochs, the same initial weights as ``bench_distill.py``; validation accuracy (the
 figure a setting would be chosen on) and test accuracy for each setting.
 
-Reproduce: ``OMP_WAIT_POLICY=PASSIVE NETPRESS_CACHE=/work/cache PYTHONPATH=src
-.venv/bin/python benchmarks/bench_distill_probe.py``
+Reproduce: ``.venv/bin/python benchmarks/bench_distill_probe.py``
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
    latency, dense vs factorized, timed interleaved; whole-model accuracy after
    fine-tuning.
 
-Reproduce: ``NETPRESS_CACHE=/work/cache PYTHONPATH=src .venv/bin/python
+Reproduce: ``.venv/bin/python
 benchmarks/bench_lowrank.py [svd] [conv] [cp]``
 (no argument: all three parts).
 """

@@ -1,7 +1,7 @@
 """Unstructured and N:M pruning on Fashion-MNIST (issue 3's targets), 2 threads.
 
 Reproduce (from the repository root):
-    NETPRESS_CACHE=/work/cache PYTHONPATH=src python benchmarks/bench_prune.py [NAME ...]
+    .venv/bin/python benchmarks/bench_prune.py [NAME ...]
 
 Each experiment prunes a cached zoo baseline, fine-tunes on the 55,000 training images,
 and measures the pruned model against the original in the same run: test accuracy on

@@ -1,7 +1,7 @@
 """Structured pruning (physical channel removal) on Fashion-MNIST, 2 threads.
 
 Reproduce (from the repository root):
-    NETPRESS_CACHE=/work/cache PYTHONPATH=src python benchmarks/bench_prune_structured.py [NAME ...]
+    .venv/bin/python benchmarks/bench_prune_structured.py [NAME ...]
     ... bench_prune_structured.py --retime [NAME ...]   # time the kept models again
 
 Each experiment removes a fraction of the channels/neurons of every layer but the

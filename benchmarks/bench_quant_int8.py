@@ -1,7 +1,7 @@
 """Static and dynamic int8 PTQ on Fashion-MNIST: accuracy per observer, every deployed form's
 latency (fp32 and int8, torch / ONNX Runtime / OpenVINO) measured in one run, 2 threads.
 
-Reproduce: ``NETPRESS_CACHE=/work/cache PYTHONPATH=src .venv/bin/python
+Reproduce: ``.venv/bin/python
 benchmarks/bench_quant_int8.py [model ...]`` (default: lenet-300-100 lenet5-caffe).
 The observer used for the deployed run is chosen on validation accuracy, never on test.
 """

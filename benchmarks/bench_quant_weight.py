@@ -2,7 +2,7 @@
 8/4/3/2 bits (group 128), packed file bytes, 2-bit QAT (LSQ and STE), mixed precision
 under a 4-bit budget vs uniform 4-bit.
 
-Reproduce: ``NETPRESS_CACHE=/work/cache PYTHONPATH=src .venv/bin/python
+Reproduce: ``.venv/bin/python
 benchmarks/bench_quant_weight.py [part ...]`` with parts ``nets qat mixed bert`` (default
 all). Accuracies are on the 10,000 test images; nothing is tuned on them.
 """
