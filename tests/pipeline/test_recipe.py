@@ -32,7 +32,7 @@ def test_shipped_recipe_is_valid():
     r = load_recipe(ROOT / "recipes" / "deep-compression.yaml")
     assert r.name == "deep-compression" and r.coder == "auto"
     assert [type(s).__name__ for s in r.stages] == ["GradualPrune", "WeightShare"]
-    assert r.lines == (12, 17)
+    assert r.lines == (12, 18)
 
 
 @pytest.mark.parametrize("text, expected", [
