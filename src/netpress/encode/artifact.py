@@ -13,12 +13,12 @@ fp32; a file claiming more is refused), rebuilds the model and loads the weights
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from .. import __version__
 from ..errors import FormatError
@@ -33,29 +33,16 @@ MAX_ELEMENTS_PER_BYTE = 64
 
 def baked_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """What ``bake(model).state_dict()`` would hold, sorted by name, without changing
-    ``model``. (Baking a ``copy.deepcopy`` is not safe: torch shares the generated
-    parametrized class between copies, so removing a parametrization from the copy
-    removes the property from the original too.)
+    ``model`` (``netpress.api.bake`` is safe on deep copies).
 
     Example:
-        >>> from torch.nn.utils import parametrize
         >>> lin = nn.Linear(2, 1)
         >>> sorted(baked_state(lin))
         ['bias', 'weight']
     """
-    live: dict[str, torch.Tensor] = {}
-    prefixes: list[str] = []
-    with torch.no_grad():
-        for mname, m in model.named_modules():
-            if parametrize.is_parametrized(m):
-                for t in m.parametrizations:
-                    key = f"{mname}.{t}" if mname else t
-                    live[key] = getattr(m, t)
-                    prefixes.append(f"{mname}.parametrizations.{t}." if mname
-                                    else f"parametrizations.{t}.")
-    state = {k: v for k, v in model.state_dict().items()
-             if not any(k.startswith(p) for p in prefixes)}
-    state.update(live)
+    from ..api import bake
+
+    state = bake(copy.deepcopy(model)).state_dict()
     return {k: state[k].detach().cpu().clone() for k in sorted(state)}
 
 

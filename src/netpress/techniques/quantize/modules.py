@@ -161,13 +161,7 @@ def weight_matrix(module: nn.Module) -> torch.Tensor:
 
 def baked_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` with every parametrization folded into plain parameters,
-    leaving ``model`` untouched.
-
-    ``netpress.api.bake(copy.deepcopy(model))`` is not safe: a deep copy shares the
-    dynamically created ``Parametrized<Class>`` of each module with the original, and
-    ``torch.nn.utils.parametrize.remove_parametrizations`` deletes the property from
-    that shared class, which breaks the original. Here the copy's modules are switched
-    back to their plain class without touching the shared one.
+    leaving ``model`` untouched (``netpress.api.bake`` is safe on deep copies).
 
     Example:
         >>> from torch.nn.utils import parametrize
@@ -179,17 +173,7 @@ def baked_copy(model: nn.Module) -> nn.Module:
     """
     import copy
 
-    from torch.nn.utils import parametrize
+    from ...api import bake
 
-    out = copy.deepcopy(model)
-    for m in out.modules():
-        if not parametrize.is_parametrized(m):
-            continue
-        with torch.no_grad():
-            values = {n: getattr(m, n).detach().clone() for n in m.parametrizations.keys()}
-        del m._modules["parametrizations"]
-        m.__class__ = type(m).__bases__[0]
-        for n, v in values.items():
-            m.register_parameter(n, nn.Parameter(v))
-    return out
+    return bake(copy.deepcopy(model))
 
