@@ -143,6 +143,22 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
                   source=source, lines=tuple(lines))
 
 
+def dump_recipe(recipe: Recipe) -> str:
+    """The YAML text of ``recipe``; ``parse_recipe`` reads it back to an equal recipe.
+
+    Example:
+        >>> r = parse_recipe("stages: [{_type: WeightShare, bits: 3}]")
+        >>> parse_recipe(dump_recipe(r)) == r
+        True
+    """
+    data: dict = {"name": recipe.name}
+    if recipe.description:
+        data["description"] = recipe.description
+    data["stages"] = [s.to_dict() for s in recipe.stages]
+    data["artifact"] = {"coder": recipe.coder, "index": recipe.index}
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file.
 
