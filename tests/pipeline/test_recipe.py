@@ -47,6 +47,22 @@ def test_shipped_recipe_is_valid():
     ("stages:\n  - _type: WeightShare\nartifact:\n  coder: zip\n",
      "line 4: artifact coder 'zip'"),
     ("stages: [}\n", "not valid YAML"),
+    ("stages:\n  - _type: WeightShare\n    bits: four\n",
+     "line 3 (stage 1).bits: expected an integer, got 'four'"),
+    ("stages:\n  - _type: Finetune\n  - _type: Finetune\n    epochs: 0\n",
+     "line 4 (stage 2): epochs must be >= 1"),
+    ("stages:\n  - _type: StaticInt8\n", "line 2 (stage 1): StaticInt8 converts the model"),
+    ("stages:\n  - _type: MagnitudePrune\n    sparsity: 0.5\n    check: 1.0\n",
+     "line 4 (stage 1): check must be a mapping with one key, max_drop_pp"),
+    ("stages:\n  - _type: MagnitudePrune\n    sparsity: 0.5\n    check: {max_drop_pp: -1}\n",
+     "line 4 (stage 1): check max_drop_pp must be a number in [0, 100)"),
+    ("stages:\n  - _type: LowRank\n    conv: svd\n", "line 3 (stage 1).conv: 'svd' is not one of"),
+    ("stages:\n  - 5\n", "line 2 (stage 1): a technique config needs a '_type' key"),
+    ("- _type: WeightShare\n", "a recipe is a mapping with a 'stages' list"),
+    ("stages:\n  - _type: WeightShare\nartifact: ans\n", "'artifact' must be a mapping"),
+    ("stages:\n  - _type: WeightShare\nartifact:\n  level: 9\n", "line 4: unknown artifact key 'level'"),
+    ("stages:\n  - _type: GradualPrune\n    sparsity: 0.9\n    lr: true\n",
+     "line 4 (stage 1).lr: expected a number, got True"),
 ])
 def test_errors_name_the_key_and_line(text, expected):
     with pytest.raises(ConfigError) as e:

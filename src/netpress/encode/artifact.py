@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import FormatError
 from ..io import load_into, write_bytes
 from ..zoo import build_model
+from ..techniques.edits import rebuild, structure_of
 from .container import pack_container, unpack_container
 from .tensors import Coder, IndexKind, decode_tensor, encode_tensor
 
@@ -41,9 +42,10 @@ def baked_state(model: nn.Module) -> dict[str, torch.Tensor]:
         ['bias', 'weight']
     """
     from ..api import bake
+    from ..techniques.edits import unique_state
 
-    state = bake(copy.deepcopy(model)).state_dict()
-    return {k: state[k].detach().cpu().clone() for k in sorted(state)}
+    state = unique_state(bake(copy.deepcopy(model)))  # a tied tensor is kept once
+    return {k: state[k] for k in sorted(state)}
 
 
 def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None,
@@ -60,10 +62,14 @@ def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None
     state = baked_state(model)
     tensors = [encode_tensor(name, t, streams, coder, index) for name, t in state.items()]
     params = sum(t.numel() for t in state.values() if t.is_floating_point())
+    desc = {"spec": spec, "class": type(model).__name__, "params": params}
+    structure = structure_of(model, spec)
+    if structure["edits"] or structure["resized"]:  # plain models keep the original header
+        desc.update(structure)
     header = {
         "format": FORMAT_NAME,
         "netpress_version": __version__,
-        "model": {"spec": spec, "class": type(model).__name__, "params": params},
+        "model": desc,
         "recipe": recipe or [],
         "metrics": metrics or {},
         "tensors": tensors,
@@ -136,9 +142,12 @@ def model_from_artifact(header: dict, state: dict[str, torch.Tensor]) -> nn.Modu
         >>> type(m).__name__
         'LeNet5'
     """
-    spec = (header.get("model") or {}).get("spec")
+    desc = header.get("model") or {}
+    spec = desc.get("spec")
     if not isinstance(spec, str):
         raise FormatError("header does not say which model to build (model.spec)")
+    if desc.get("edits") or desc.get("resized"):
+        return rebuild(spec, desc, state, source="artifact tensors")
     model = build_model(spec)
     load_into(model, state, source="artifact tensors")
     return model.eval()

@@ -26,7 +26,17 @@ from ..config import Config
 from ..errors import ConfigError
 
 # Technique packages whose configs a recipe may name; importing one registers its configs.
-TECHNIQUES = ("netpress.techniques.prune", "netpress.techniques.cluster")
+TECHNIQUES = ("netpress.techniques.prune", "netpress.techniques.cluster",
+              "netpress.techniques.quantize", "netpress.techniques.lowrank",
+              "netpress.techniques.distill", "netpress.techniques.share",
+              "netpress.pipeline.steps")
+# Configs that turn the model into runtime int8 modules, which neither a checkpoint nor an
+# artifact holds: they are deployment steps, run on a recipe's result.
+NOT_IN_RECIPES = {
+    "StaticInt8": "netpress quantize --method static",
+    "DynamicInt8": "netpress quantize --method dynamic",
+}
+STAGE_KEYS = ("check",)  # recipe keys of a stage besides its technique config
 CODERS = ("auto", "ans", "huffman")
 INDEX_KINDS = ("auto", "relative", "bitmap")
 TOP_KEYS = ("name", "description", "stages", "artifact")
@@ -61,11 +71,19 @@ class Recipe:
     index: str = "auto"  # sparse positions: auto (smaller), relative or bitmap
     source: str = "<recipe>"
     lines: tuple[int, ...] = field(default=(), compare=False)  # YAML line of each stage
+    checks: tuple[float | None, ...] = ()  # per stage: largest validation drop allowed, pp
 
     def to_dict(self) -> dict:
         """Plain data, as stored in an artifact's header."""
-        return {"name": self.name, "stages": [s.to_dict() for s in self.stages],
-                "artifact": {"coder": self.coder, "index": self.index}}
+        out = {"name": self.name, "stages": [s.to_dict() for s in self.stages],
+               "artifact": {"coder": self.coder, "index": self.index}}
+        if any(c is not None for c in self.checks):
+            out["checks"] = list(self.checks)
+        return out
+
+    def check_of(self, i: int) -> float | None:
+        """The accuracy check of stage ``i`` (0-based): max validation drop in pp, or None."""
+        return self.checks[i] if i < len(self.checks) else None
 
 
 def _key_line(node: yaml.Node, key: str) -> int | None:
@@ -112,10 +130,20 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     if not isinstance(stages_data, list) or not stages_data:
         raise ConfigError(f"{source}: 'stages' must be a non-empty list of technique configs")
     stages_node = next(v for k, v in root.value if k.value == "stages")
-    stages, lines = [], []
+    stages, lines, checks = [], [], []
     for i, (item, node) in enumerate(zip(stages_data, stages_node.value, strict=True)):
         line = node.start_mark.line + 1
         where = f"{source} line {line} (stage {i + 1})"
+        if isinstance(item, dict) and item.get("_type") in NOT_IN_RECIPES:
+            raise ConfigError(
+                f"{where}: {item['_type']} converts the model to runtime int8 modules, which an "
+                f"artifact cannot hold; run `{NOT_IN_RECIPES[item['_type']]}` on the result")
+        if isinstance(item, dict) and "check" in item:
+            item = dict(item)
+            checks.append(_parse_check(item.pop("check"), f"{source} line "
+                                       f"{_key_line(node, 'check')} (stage {i + 1})"))
+        else:
+            checks.append(None)
         try:
             stages.append(Config.from_dict(item, where=where))
         except ConfigError as e:
@@ -140,7 +168,19 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     return Recipe(tuple(stages), name=str(data.get("name", Path(source).stem)),
                   description=str(data.get("description", "")),
                   coder=art.get("coder", "ans"), index=art.get("index", "auto"),
-                  source=source, lines=tuple(lines))
+                  source=source, lines=tuple(lines), checks=tuple(checks))
+
+
+def _parse_check(value: object, where: str) -> float:
+    """A stage's ``check: {max_drop_pp: X}``: X ≥ 0, the largest validation accuracy drop
+    (percentage points, against the baseline) allowed after the stage."""
+    if not isinstance(value, dict) or set(value) != {"max_drop_pp"}:
+        raise ConfigError(f"{where}: check must be a mapping with one key, max_drop_pp "
+                          f"(e.g. check: {{max_drop_pp: 1.0}}), got {value!r}")
+    x = value["max_drop_pp"]
+    if isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x < 100:
+        raise ConfigError(f"{where}: check max_drop_pp must be a number in [0, 100), got {x!r}")
+    return float(x)
 
 
 def dump_recipe(recipe: Recipe) -> str:
@@ -154,7 +194,12 @@ def dump_recipe(recipe: Recipe) -> str:
     data: dict = {"name": recipe.name}
     if recipe.description:
         data["description"] = recipe.description
-    data["stages"] = [s.to_dict() for s in recipe.stages]
+    data["stages"] = []
+    for i, s in enumerate(recipe.stages):
+        stage = s.to_dict()
+        if recipe.check_of(i) is not None:
+            stage["check"] = {"max_drop_pp": recipe.check_of(i)}
+        data["stages"].append(stage)
     data["artifact"] = {"coder": recipe.coder, "index": recipe.index}
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 

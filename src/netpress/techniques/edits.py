@@ -142,6 +142,56 @@ def load_edited(path: str | os.PathLike, spec: str | None = None) -> nn.Module:
     return model
 
 
+def structure_of(model: nn.Module, spec: str) -> dict:
+    """How ``model`` departs from ``build_model(spec)``: its recorded ``edits`` and whether
+    layers were shrunk by structured pruning (``resized``). JSON-able; ``rebuild`` uses it.
+
+    Example:
+        >>> structure_of(build_model("lenet5"), "lenet5")
+        {'edits': [], 'resized': False}
+    """
+    edits = edits_of(model)
+    try:
+        plain = replay(build_model(spec), edits)
+    except ModelError:
+        if edits:
+            raise
+        return {"edits": [], "resized": False}  # a spec only its caller can build
+    own = plain.state_dict()
+    resized = any(k in own and tuple(own[k].shape) != tuple(v.shape)
+                  for k, v in model.state_dict().items())
+    return {"edits": edits, "resized": resized}
+
+
+def rebuild(spec: str, structure: dict, state: dict[str, torch.Tensor],
+            source: str = "weights") -> nn.Module:
+    """Build ``spec``, replay ``structure`` (from ``structure_of``) and load ``state``
+    (shared tensors may appear once, under their first name). Eval mode.
+
+    Example:
+        >>> m = build_model("lenet5")
+        >>> type(rebuild("lenet5", structure_of(m, "lenet5"), m.state_dict())).__name__
+        'LeNet5'
+    """
+    from .prune.resize import resize_to_state
+
+    edits = structure.get("edits", [])
+    if not isinstance(edits, list) or not all(isinstance(e, dict) for e in edits):
+        raise FormatError(f"{source}: the model's edits must be a list of objects")
+    model = replay(build_model(spec), edits)
+    if structure.get("resized"):
+        resize_to_state(model, state)
+    own = unique_state(model)
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or extra or bad:
+        raise ModelError(f"{source} do not fit {spec} after its edits (missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}, wrong shape {bad[:3]}); check the model spec")
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
 def _import_ops() -> None:
     # The modules that register edit ops; imported here so that loading a file works
     # whichever technique wrote it.
