@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from netpress import Context
+from netpress.data.loaders import ArrayLoader
 from netpress.encode.artifact import decode_artifact, model_from_artifact
 from netpress.evaluate.metrics import predict
-from netpress.data.loaders import ArrayLoader
 from netpress.pipeline import parse_recipe, run_recipe
 from netpress.pipeline.checkpoints import checkpoint_path, last_complete, record_path
 from netpress.pipeline.runner import CheckFailed

@@ -23,8 +23,8 @@ from torch import nn
 from .. import __version__
 from ..errors import FormatError
 from ..io import load_into, write_bytes
-from ..zoo import build_model
 from ..techniques.edits import rebuild, structure_of
+from ..zoo import build_model
 from .container import pack_container, unpack_container
 from .tensors import Coder, IndexKind, decode_tensor, encode_tensor
 
