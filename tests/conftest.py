@@ -9,6 +9,7 @@ _HOME = tempfile.mkdtemp(prefix="netpress-test-home-")
 os.environ["HOME"] = _HOME
 os.environ["MPLCONFIGDIR"] = os.path.join(_HOME, "mpl")
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["NETPRESS_RUNS"] = os.path.join(_HOME, "runs")  # default run folders of commands
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 import pytest  # noqa: E402

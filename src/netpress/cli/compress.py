@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+from pathlib import Path
 
 import torch
 import typer
@@ -14,9 +14,11 @@ from ..data.splits import Split
 from ..encode.artifact import decode_artifact, model_from_artifact
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
+from ..errors import NetpressError
 from ..evaluate.metrics import predict
-from ..io import write_bytes
+from ..io import write_bytes, write_json
 from ..pipeline.recipe import load_recipe
+from ..pipeline.run_files import fresh_run_dir, histograms_file, sensitivity_file
 from ..pipeline.runner import run_recipe
 from ..profile.record import measure
 from ..profile.table import summary_table
@@ -29,6 +31,7 @@ from .common import (
     SeedOpt,
     ThreadsOpt,
     WeightsOpt,
+    _clean,
     emit_json,
     get_model,
     get_split,
@@ -36,10 +39,12 @@ from .common import (
 )
 
 
-def compress_and_measure(model: str, weights: str, split: Split, recipe: str, out: str,
-                         seed: int = 0, threads: int = 2) -> tuple[dict, dict]:
-    """Run ``recipe`` on the model, write ``out``, reload it and measure it against the
-    baseline (fp32 weights, 4 bytes per parameter). Returns ``(record, inspect info)``.
+def compress_and_measure(model: str, weights: str, split: Split, recipe: str,
+                         out: str | None = None, seed: int = 0, threads: int = 2,
+                         run_dir: str | Path | None = None, resume: bool = False) -> tuple[dict, dict]:
+    """Run ``recipe`` on the model in a run folder, reload the artifact and measure it
+    against the baseline (fp32 weights, 4 bytes per parameter); also copy it to ``out``.
+    Returns ``(record, inspect info)``; ``record["run_dir"]`` says where the files are.
 
     Example:
         >>> rec, info = compress_and_measure("lenet-300-100", "w.safetensors", split,
@@ -47,22 +52,27 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str, ou
     """
     plan = load_recipe(recipe)
     net = get_model(model, weights)
-    base = copy.deepcopy(net)
+    folder = Path(run_dir) if run_dir else fresh_run_dir(plan.name)
+    ui.info(f"run folder: {folder}")
     ctx = Context(split, seed=seed, threads=threads)
-    run = run_recipe(net, plan, ctx, model, progress=ui.info)
-    write_bytes(out, run.artifact)
+    meta = {"weights": str(weights), "recipe_file": str(recipe)}
+    run = run_recipe(net, plan, ctx, model, progress=ui.info, run_dir=folder, resume=resume,
+                     meta=meta)
+    if out:
+        write_bytes(out, run.artifact)
     header, state = decode_artifact(run.artifact)
     loaded = model_from_artifact(header, state)
     loader = ArrayLoader(*split.test, batch_size=1000)
     same = bool(torch.equal(predict(loaded, loader)[0], predict(run.model, loader)[0]))
     ui.info("measuring the loaded artifact against the baseline")
-    params = sum(p.numel() for p in base.parameters())
-    rec = measure(loaded, split, model, baseline=base, size_bytes=len(run.artifact),
+    params = sum(p.numel() for p in net.parameters())
+    rec = measure(loaded, split, model, baseline=net, size_bytes=len(run.artifact),
                   baseline_size_bytes=4 * params, threads=threads)
     info = inspect_bytes(run.artifact)
     summary = _summary(info)
     rec.update({
-        "artifact": out, "recipe": plan.to_dict(), "seconds": run.seconds,
+        "artifact": str(out or folder / "model.netpress"), "run_dir": str(folder),
+        "recipe": plan.to_dict(), "seconds": run.seconds, "resumed_from": run.resumed_from,
         "load_equals_compressed": same,
         "stages": [vars(s) for s in run.stages],
         "baseline_size_note": "fp32 weights: 4 bytes per parameter",
@@ -70,7 +80,18 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str, ou
         "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
         "coded_overhead": info["coded_overhead"],
     })
+    write_json(folder / "record.json", _clean(rec))
+    write_run_files(folder, net, loaded, ctx)
     return rec, info
+
+
+def write_run_files(folder: Path, baseline, compressed, ctx: Context) -> None:
+    """sensitivity.json and histograms.json of a run (sensitivity is kept when a resumed
+    run already measured it)."""
+    if not (folder / "sensitivity.json").is_file():
+        ui.info("measuring per-layer pruning sensitivity of the baseline")
+        write_json(folder / "sensitivity.json", sensitivity_file(baseline, ctx))
+    write_json(folder / "histograms.json", histograms_file(baseline, compressed))
 
 
 def print_report(rec: dict, info: dict) -> None:
@@ -85,7 +106,8 @@ def print_report(rec: dict, info: dict) -> None:
     ui.out_console.print(summary_table(rec))
     same = rec["load_equals_compressed"]
     ui.out_console.print(
-        f"wrote {rec['artifact']}: {rec['size_bytes']:,} bytes; the loaded artifact reproduces "
+        f"wrote {rec['artifact']}: {rec['size_bytes']:,} bytes (run folder {rec['run_dir']}); "
+        "the loaded artifact reproduces "
         f"the compressed model {'exactly' if same else 'NOT exactly (a bug: please report it)'};"
         f" recipe took {rec['seconds']:.0f} s")
 
@@ -104,7 +126,13 @@ def register_commands(app: typer.Typer) -> None:
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
         recipe: str = typer.Option(..., "--recipe", "-r", help="A recipe YAML file."),
-        out: str = typer.Option(..., "--out", "-o", help="Where to write the .netpress file."),
+        out: str = typer.Option(None, "--out", "-o",
+                                help="Also write the .netpress file here (it is always in the run folder)."),
+        run_dir: str = typer.Option(None, "--run-dir",
+                                    help="Folder for checkpoints, metrics and the report "
+                                         "(default: a new folder under .netpress/runs/)."),
+        resume: bool = typer.Option(False, "--resume",
+                                    help="Continue the run in --run-dir after its last complete stage."),
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
         json_out: bool = JsonOpt,
@@ -113,7 +141,10 @@ def register_commands(app: typer.Typer) -> None:
         start(json_out)
         load_recipe(recipe)  # fail on a bad recipe before loading data
         split = get_split(data, data_dir, seed)
-        rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads)
+        if resume and not run_dir:
+            raise NetpressError("--resume needs --run-dir: the folder of the run to continue")
+        rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads,
+                                         run_dir, resume)
         if json_out:
             emit_json(rec)
             return
