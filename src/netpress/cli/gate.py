@@ -1,0 +1,126 @@
+"""``netpress gate`` (budgets on a report, for CI) and ``netpress validate`` (behaviour
+of a compressed artifact against its baseline)."""
+
+from __future__ import annotations
+
+import torch
+import typer
+
+from .. import ui
+from ..errors import ConfigError
+from .common import (
+    DataDirOpt,
+    DataOpt,
+    JsonOpt,
+    ModelOpt,
+    SeedOpt,
+    ThreadsOpt,
+    emit_json,
+    get_model,
+    get_split,
+    start,
+)
+
+
+def _levels(values: list[float] | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
+    if not values:
+        return default
+    for v in values:
+        if not v >= 0:
+            raise ConfigError(f"{flag} must be >= 0, got {v}")
+    return tuple(values)
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add ``gate`` and ``validate`` to ``app``.
+
+    Example:
+        >>> register_commands(typer.Typer())
+    """
+
+    @app.command()
+    def gate(
+        report: str = typer.Argument(..., help="A report.json (or the run folder holding one)."),
+        max_acc_drop: float = typer.Option(None, "--max-acc-drop",
+                                           help="Largest allowed accuracy drop, percentage points."),
+        min_ratio: float = typer.Option(None, "--min-ratio",
+                                        help="Smallest allowed compression ratio (baseline bytes "
+                                             "/ artifact bytes)."),
+        max_latency_ms: float = typer.Option(None, "--max-latency-ms",
+                                             help="Largest allowed batch-1 median latency, ms."),
+        max_class_drop: float = typer.Option(None, "--max-class-drop",
+                                             help="Largest allowed per-class accuracy drop, "
+                                                  "percentage points."),
+        json_out: bool = JsonOpt,
+    ):
+        """Check a report against budgets: exit 0 if all hold, 1 if one fails, 2 on bad input."""
+        from ..evaluate.gate import check_budgets, load_report, verdict
+
+        start(json_out)
+        checks = check_budgets(load_report(report), max_acc_drop=max_acc_drop, min_ratio=min_ratio,
+                               max_latency_ms=max_latency_ms, max_class_drop=max_class_drop)
+        passed = all(c.passed for c in checks)
+        if json_out:
+            emit_json({"report": report, "passed": passed,
+                       "checks": [c.as_dict() for c in checks]})
+        else:
+            for c in checks:
+                style = "green" if c.passed else "bold red"
+                ui.out_console.print(f"[{style}]{c.text}[/]", highlight=False)
+            ui.out_console.print(verdict(checks), style="green" if passed else "bold red",
+                                 highlight=False)
+        if not passed:
+            raise typer.Exit(1)
+
+    @app.command()
+    def validate(
+        model: str = ModelOpt,
+        weights: str = typer.Option(..., "--weights", "-w",
+                                    help="Baseline (uncompressed) weights as .safetensors."),
+        artifact: str = typer.Option(..., "--artifact", "-a", help="The compressed .netpress file."),
+        data: str = DataOpt,
+        data_dir: str = DataDirOpt,
+        seed: int = SeedOpt,
+        noise: list[float] = typer.Option(None, "--noise",
+                                          help="Gaussian noise level σ as a fraction of the input "
+                                               "range; repeat for several (default 0.1 and 0.2)."),
+        eps: list[float] = typer.Option(None, "--eps",
+                                        help="FGSM step ε as a fraction of the input range; "
+                                             "repeat for several (default 0.02 and 0.05)."),
+        threads: int = ThreadsOpt,
+        out: str = typer.Option(None, "--out", "-o", help="Also write the JSON here (atomic)."),
+        json_out: bool = JsonOpt,
+    ):
+        """Behaviour beyond accuracy on test data: per-class drop, ECE, noise and FGSM
+        robustness, agreement and KL of the artifact against the baseline."""
+        from ..encode.artifact import load_artifact
+        from ..evaluate.behaviour import behaviour
+        from ..evaluate.behaviour_table import behaviour_table, per_class_table
+        from ..io import write_json
+        from .common import _clean
+
+        start(json_out)
+        noise_levels = _levels(noise, (0.1, 0.2), "--noise")
+        eps_levels = _levels(eps, (0.02, 0.05), "--eps")
+        if threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+        base = get_model(model, weights)
+        net, header = load_artifact(artifact)
+        spec = str((header.get("model") or {}).get("spec"))
+        if spec != model:
+            ui.info(f"note: the artifact was built from {spec}, the baseline from {model}")
+        split = get_split(data, data_dir, seed)
+        ui.info(f"validating {artifact} against {weights} on {len(split.test[1]):,} test examples")
+        rec = {"model": model, "artifact": artifact, "baseline_weights": weights, "data": split.name,
+               "threads": threads,
+               **behaviour(net, base, split, noise=noise_levels, eps=eps_levels, seed=seed)}
+        if out is not None:
+            write_json(out, _clean(rec))
+        if json_out:
+            emit_json(rec)
+            return
+        ui.out_console.print(behaviour_table(rec))
+        ui.out_console.print(per_class_table(rec))
+        if out is not None:
+            ui.out_console.print(f"wrote {out}")
