@@ -50,8 +50,8 @@ def _run(html_path: str | os.PathLike, args: list[str], timeout: float) -> tuple
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
            "--no-first-run", "--no-default-browser-check", "--disable-extensions",
            "--disable-dev-shm-usage", "--mute-audio", f"--user-data-dir={tmp / 'profile'}",
-           "--virtual-time-budget=5000", *[a.replace("{tmp}", str(tmp)) for a in args],
-           page.as_uri()]
+           "--virtual-time-budget=5000", "--run-all-compositor-stages-before-draw",
+           *[a.replace("{tmp}", str(tmp)) for a in args], page.as_uri()]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as e:
