@@ -6,8 +6,10 @@ below draws one and can be used alone.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import tempfile
 
 from .data import RunData
@@ -15,6 +17,7 @@ from .points import budget_limits, pareto_indices, run_points
 
 if not os.environ.get("MPLCONFIGDIR"):  # matplotlib would otherwise cache fonts in HOME
     os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="netpress-mpl-")
+    atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
 
 import matplotlib  # noqa: E402
 

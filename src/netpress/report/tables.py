@@ -71,7 +71,9 @@ def stages_table(stages: list[dict], baseline_val: float | None = None) -> Table
         chk = s.get("check")
         if isinstance(chk, dict):
             verdict = "passed" if chk.get("passed") else "FAILED"
-            chk_s = f"drop ≤ {chk.get('max_drop_pp'):g} pp: {verdict}"
+            limit = chk.get("max_drop_pp")
+            limit_s = f"{limit:g}" if isinstance(limit, int | float) else "?"
+            chk_s = f"drop ≤ {limit_s} pp: {verdict}"
         else:
             chk_s = "–"
         rows.append([str(i), str(s.get("technique")), num(s.get("seconds"), 1),
