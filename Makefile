@@ -9,9 +9,9 @@ export OMP_NUM_THREADS ?= 2
 # threads of several processes starve each other (a 30× slowdown was measured here).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup data demo test bench lint clean
+.PHONY: setup data browser demo test bench lint clean
 
-setup: $(STAMP) data
+setup: $(STAMP) data browser
 
 # The torch pin is installed first and repeated with the project so that pip never
 # reaches for a newer (CUDA) build.
@@ -31,6 +31,16 @@ data:
 	($$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	  ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
 	echo "WARNING: could not install dataset-fashion-mnist (needs root and Debian's archive). Put the four *-ubyte.gz files in a folder and pass --data-dir DIR or set NETPRESS_DATA_DIR=DIR."
+
+# Headless Chromium from Debian's chromium package renders the HTML report in tests
+# (tests/report/test_browser.py) and benchmarks. Without it those checks are skipped.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$NETPRESS_CHROMIUM" ]; then exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	echo "Fetching Chromium for the report tests: apt-get install -y chromium"; \
+	($$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+	echo "WARNING: could not install chromium (needs root and Debian's archive). The headless-browser report tests will be skipped; set NETPRESS_CHROMIUM=/path/to/chrome to use another build."
 
 demo: setup
 	$(BIN)/netpress demo
