@@ -12,7 +12,7 @@ import traceback
 import typer
 
 from ..errors import NetpressError
-from . import artifact, compress, core, demo, prune, quantize, shape
+from . import artifact, compress, core, demo, prune, quantize, search, shape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress trained PyTorch models and prove the result.")
@@ -23,6 +23,7 @@ prune.register_commands(app)
 quantize.register_commands(app)
 artifact.register_commands(app)
 compress.register_commands(app)
+search.register_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:
