@@ -222,7 +222,7 @@ def run_search(model: nn.Module, spec: str, split: Split, budgets: Budgets, tria
         trial = study.ask()
         params = sample(trial)
         recipe = build_recipe(params, whole_epochs, sens, name=f"{study_name}-t{trial.number}")
-        say(f"trial {trial.number}: {params}")
+        say(f"trial {trial.number}: running")
         t0 = time.perf_counter()
         try:
             run = run_recipe(copy.deepcopy(base), recipe, ctx, spec)
