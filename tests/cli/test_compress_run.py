@@ -60,6 +60,16 @@ def test_run_folder_files(capsys, setup):
     hist = json.loads((run_dir / "histograms.json").read_text())["layers"]["1"]
     assert sum(hist["before"]) == 300 * 784 and hist["distinct_after"] <= 16
     assert sum(hist["after"]) == round((1 - hist["zeros_after"]) * 300 * 784)
+    beh = json.loads((run_dir / "behaviour.json").read_text())
+    assert beh["accuracy"] == pytest.approx(rec["accuracy"]) and 0 <= beh["ece"] < 1
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["compression_ratio"] == pytest.approx(rec["compression_ratio"])
+    assert report["behaviour"]["max_class_drop_pp"] == pytest.approx(beh["max_class_drop_pp"])
+    assert (run_dir / "report.html").stat().st_size > 10_000 and (run_dir / "report.md").is_file()
+    ratio = rec["compression_ratio"]
+    assert main(["gate", str(run_dir / "report.json"), "--min-ratio", f"{ratio * 0.99}"]) == 0
+    assert main(["gate", str(run_dir / "report.json"), "--min-ratio", f"{ratio * 1.01}"]) == 1
+    capsys.readouterr()
     assert main(_args(d, w, run_dir)) == 2  # the folder holds a run: no silent overwrite
     assert "already holds a run" in capsys.readouterr().err
 

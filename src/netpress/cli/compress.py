@@ -15,6 +15,7 @@ from ..encode.artifact import decode_artifact, model_from_artifact
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
 from ..errors import NetpressError
+from ..evaluate.behaviour import behaviour
 from ..evaluate.metrics import predict
 from ..io import write_bytes, write_json
 from ..pipeline.recipe import load_recipe
@@ -22,6 +23,7 @@ from ..pipeline.run_files import fresh_run_dir, histograms_file, sensitivity_fil
 from ..pipeline.runner import run_recipe
 from ..profile.record import measure
 from ..profile.table import summary_table
+from ..report.write import write_report
 from .artifact import _summary
 from .common import (
     DataDirOpt,
@@ -82,16 +84,20 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str,
     })
     write_json(folder / "record.json", _clean(rec))
     write_run_files(folder, net, loaded, ctx)
+    rec["report"] = {k: str(v) for k, v in write_report(folder).items()}
     return rec, info
 
 
 def write_run_files(folder: Path, baseline, compressed, ctx: Context) -> None:
-    """sensitivity.json and histograms.json of a run (sensitivity is kept when a resumed
-    run already measured it)."""
+    """sensitivity.json, histograms.json and behaviour.json of a run (sensitivity is kept
+    when a resumed run already measured it)."""
     if not (folder / "sensitivity.json").is_file():
         ui.info("measuring per-layer pruning sensitivity of the baseline")
         write_json(folder / "sensitivity.json", sensitivity_file(baseline, ctx))
     write_json(folder / "histograms.json", histograms_file(baseline, compressed))
+    ui.info("validating behaviour on test data: per class, calibration, noise, FGSM")
+    write_json(folder / "behaviour.json", _clean(behaviour(compressed, baseline, ctx.split,
+                                                           seed=ctx.seed)))
 
 
 def print_report(rec: dict, info: dict) -> None:
@@ -110,6 +116,8 @@ def print_report(rec: dict, info: dict) -> None:
         "the loaded artifact reproduces "
         f"the compressed model {'exactly' if same else 'NOT exactly (a bug: please report it)'};"
         f" recipe took {rec['seconds']:.0f} s")
+    if rec.get("report"):
+        ui.out_console.print(f"report: {rec['report']['html']} (gate input: {rec['report']['json']})")
 
 
 def register_commands(app: typer.Typer) -> None:
