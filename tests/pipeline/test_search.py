@@ -118,3 +118,19 @@ def test_budget_arithmetic_pareto_and_best():
               for i, (f, s, a) in enumerate([(True, 10, 0.8), (True, 10, 0.9), (False, 5, 0.9)])]
     assert pick_best(trials)["number"] == 1
     assert [d.name for d in SPACE][:2] == ["sparsity", "allocation"]
+
+
+def test_a_latency_budget_adds_structured_pruning(searched, digits, tmp_path):
+    d, model, _ = searched
+    res = run_search(model, "lenet-300-100", digits, Budgets(5.0, max_latency_ms=100.0), trials=3,
+                     run_dir=tmp_path / "lat", epochs=0.25, seed=1, threads=1)
+    assert all("structured" in t["params"] for t in res.trials)
+    info = json.loads((tmp_path / "lat" / "run.json").read_text())
+    assert "structured" in info["space"]
+    p = {"sparsity": 0.6, "allocation": "global", "self_distill": 0.0, "fc_bits": 4,
+         "conv_bits": 6, "bias_bits": 5, "structured": 0.5}
+    recipe = build_recipe(p)
+    assert [type(s).__name__ for s in recipe.stages] == ["StructuredPrune", "GradualPrune", "WeightShare"]
+    ctx, _ = training_context(digits, 0.25, seed=0, threads=1)
+    header, state = decode_artifact(run_recipe(model, recipe, ctx, "lenet-300-100").artifact)
+    assert header["model"]["resized"] and state["1.weight"].shape == (150, 784)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -41,12 +42,20 @@ def register_commands(app: typer.Typer) -> None:
         cache: Path = typer.Option(Path(".netpress/cache"), "--cache",
                                    help="Where trained baselines are kept between runs."),
         recipe: str = typer.Option("recipes/deep-compression.yaml", "--recipe",
-                                   help="Recipe run on the baseline at the end ('' skips it)."),
+                                   help="Recipe run on the baseline ('' stops after the baseline)."),
+        run_dir: str = typer.Option(None, "--run-dir",
+                                    help="Run folder (default: a new one under .netpress/runs/)."),
+        max_acc_drop: float = typer.Option(0.5, "--max-acc-drop",
+                                           help="Gate: largest test accuracy drop, pp."),
+        min_ratio: float = typer.Option(10.0, "--min-ratio", help="Gate: smallest compression ratio."),
+        max_class_drop: float = typer.Option(None, "--max-class-drop",
+                                             help="Gate: largest per-class accuracy drop, pp."),
     ):
-        """Train (or reuse) a baseline on Fashion-MNIST, profile and evaluate it."""
+        """The main job: baseline → compress with a recipe → validation → HTML report → gate."""
         if model not in ZOO:
             raise NetpressError(f"demo runs zoo models only; choose one of {', '.join(ZOO)}")
         split = get_split("fashion-mnist", data_dir, seed)
+        ui.out_console.rule("1. baseline")
         weights = cached_baseline(model, split, seed, cache)
         net = api.load_model(model, weights)
         rec = api.profile(net, split, name=model, progress=ui.info)
@@ -58,10 +67,32 @@ def register_commands(app: typer.Typer) -> None:
             f"test top-1 {res.accuracy * 100:.2f}%, top-5 {res.top5 * 100:.2f}%; weakest class "
             f"{split.class_names[worst]!r} at {res.per_class[worst] * 100:.2f}%"
         )
-        if recipe:
-            from .compress import compress_and_measure, print_report
+        if not recipe:
+            return
+        from ..evaluate.behaviour_table import behaviour_table, per_class_table
+        from ..evaluate.gate import check_budgets, load_report, verdict
+        from .compress import compress_and_measure, print_report
 
-            ui.info(f"compressing with {recipe}")
-            out = cache / f"{model}-{Path(recipe).stem}.netpress"
-            print_report(*compress_and_measure(model, str(weights), split, recipe, str(out),
-                                               seed))
+        ui.out_console.rule(f"2. compress with {recipe}")
+        rec, info = compress_and_measure(model, str(weights), split, recipe, None, seed,
+                                         run_dir=run_dir)
+        print_report(rec, info)
+        folder = Path(rec["run_dir"])
+        ui.out_console.rule("3. validation beyond accuracy (test data)")
+        beh = json.loads((folder / "behaviour.json").read_text())
+        ui.out_console.print(behaviour_table(beh))
+        ui.out_console.print(per_class_table(beh))
+        ui.out_console.rule("4. report")
+        ui.out_console.print(f"HTML report: {rec['report']['html']}\n"
+                             f"CI summary:  {rec['report']['markdown']}\n"
+                             f"gate input:  {rec['report']['json']}")
+        ui.out_console.rule("5. gate")
+        checks = check_budgets(load_report(rec["report"]["json"]), max_acc_drop=max_acc_drop,
+                               min_ratio=min_ratio, max_class_drop=max_class_drop)
+        for c in checks:
+            ui.out_console.print(c.text, style="green" if c.passed else "bold red", highlight=False)
+        passed = all(c.passed for c in checks)
+        ui.out_console.print(verdict(checks), style="green" if passed else "bold red",
+                             highlight=False)
+        if not passed:
+            raise typer.Exit(1)

@@ -1,6 +1,6 @@
 """Automatic search over technique mixes under budgets, with Optuna (multi-objective).
 
-Each trial samples a point of ``space.SPACE``, builds its recipe, runs it with
+Each trial samples a point of ``space.space_for(...)``, builds its recipe, runs it with
 ``run_recipe`` on a fresh copy of the baseline and measures the deployed form, i.e. the
 model rebuilt from the artifact bytes: validation accuracy, the artifact's length in
 bytes, and batch-1 median latency in torch eager. Objectives: maximise accuracy,
@@ -35,7 +35,7 @@ from ..pipeline.recipe import Recipe, dump_recipe, parse_recipe
 from ..pipeline.runner import run_recipe
 from ..techniques.prune.sensitivity import Sensitivity, sensitivity_sweep
 from .measure import batch1_latency_ms, pareto_front, training_context
-from .space import SPACE, SWEEP, build_recipe, load_sensitivity, sample, save_sensitivity
+from .space import SWEEP, build_recipe, load_sensitivity, sample, save_sensitivity, space_for
 
 OBJECTIVES = ("val_accuracy: maximize", "size_bytes: minimize", "latency_ms: minimize")
 KB = 1000  # bytes per KB in budgets and tables
@@ -204,6 +204,7 @@ def run_search(model: nn.Module, spec: str, split: Split, budgets: Budgets, tria
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(run_dir / 'search.db').resolve()}"
     ctx, whole_epochs = training_context(split, epochs, seed, threads)
+    space = space_for(budgets.max_latency_ms is not None)
     base = copy.deepcopy(model).eval()
     base_val = ctx.evaluate(base)
     base_size = 4 * sum(p.numel() for p in base.parameters())
@@ -212,7 +213,7 @@ def run_search(model: nn.Module, spec: str, split: Split, budgets: Budgets, tria
                 "recipe": None, "baseline_val_accuracy": base_val, "stages": [],
                 "budgets": budgets.as_dict(), "epochs": epochs,
                 "train_images": ctx.train_loader().num_examples, "storage": storage,
-                "study_name": study_name, "space": {d.name: d.describe() for d in SPACE}}
+                "study_name": study_name, "space": {d.name: d.describe() for d in space}}
     write_json(run_dir / "run.json", run_info)
     sens = _sensitivity(base, ctx, run_dir, say)
     study = _open_study(storage, study_name, seed, {"model": spec, "data": split.name,
@@ -220,7 +221,7 @@ def run_search(model: nn.Module, spec: str, split: Split, budgets: Budgets, tria
     artifacts: dict[int, bytes] = {}
     for _ in range(trials):
         trial = study.ask()
-        params = sample(trial)
+        params = sample(trial, space)
         recipe = build_recipe(params, whole_epochs, sens, name=f"{study_name}-t{trial.number}")
         say(f"trial {trial.number}: running")
         t0 = time.perf_counter()

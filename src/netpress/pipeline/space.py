@@ -26,6 +26,7 @@ from ..techniques.cluster.share import WeightShare
 from ..techniques.prune.magnitude import LayerSparsity
 from ..techniques.prune.schedule import GradualPrune
 from ..techniques.prune.sensitivity import Sensitivity, ratios_for_target
+from ..techniques.prune.structured import StructuredPrune
 from .recipe import Recipe
 
 # Sparsities of the one sensitivity sweep a search makes: up to 0.99 so that every
@@ -80,6 +81,23 @@ SPACE: tuple[Dim, ...] = (
 )
 
 
+# Searched only under a latency budget: removing whole channels is the one technique here
+# that makes the deployed model faster (masked or shared weights still run dense).
+STRUCTURED = Dim("structured", "choice", choices=(0.0, 0.25, 0.5),
+                 help="fraction of output channels removed from every hidden layer first "
+                      "(StructuredPrune, L1 importance); searched when --max-latency-ms is given")
+
+
+def space_for(latency_budget: bool) -> tuple[Dim, ...]:
+    """The dimensions searched: ``SPACE``, plus ``structured`` under a latency budget.
+
+    Example:
+        >>> [d.name for d in space_for(True)][-1]
+        'structured'
+    """
+    return SPACE + (STRUCTURED,) if latency_budget else SPACE
+
+
 def sample(trial: Any, space: tuple[Dim, ...] = SPACE) -> dict[str, Any]:
     """One value per dimension, drawn by ``trial``.
 
@@ -116,7 +134,10 @@ def build_recipe(params: dict[str, Any], epochs: int = 1, sens: Sensitivity | No
     share = WeightShare(bits=int(params["fc_bits"]), conv_bits=int(params["conv_bits"]),
                         bias_bits=int(params["bias_bits"]), init="linear")
     desc = "found by netpress search: " + ", ".join(f"{k}={v}" for k, v in params.items())
-    return Recipe((prune, share), name=name, description=desc, coder="auto", index="auto")
+    stages: tuple = (prune, share)
+    if params.get("structured"):
+        stages = (StructuredPrune(ratio=float(params["structured"])),) + stages
+    return Recipe(stages, name=name, description=desc, coder="auto", index="auto")
 
 
 def save_sensitivity(sens: Sensitivity, path: str | Path) -> None:
