@@ -66,3 +66,15 @@ def test_mse_beats_minmax_error_at_4_bits():
 def test_empty_observer_refuses():
     with pytest.raises(RuntimeError):
         Observer().range("minmax", 8, False)
+
+
+def test_kl_on_non_negative_data_uses_all_levels_of_an_unsigned_grid():
+    # after ReLU an asymmetric uint8 grid spends 256 levels on [0, t]; searching with 128
+    # (a signed grid's half) clips too hard. Fewer levels never choose a wider threshold.
+    x = torch.distributions.Exponential(1.0).sample((300_000,))
+    ob = _observe(x)
+    lo, hi_unsigned = ob.range("kl", 8, False)
+    _, hi_signed = ob.range("kl", 8, True)
+    mx = float(x.max())
+    assert lo == pytest.approx(float(x.min())) and hi_unsigned < mx
+    assert hi_unsigned > hi_signed

@@ -91,9 +91,12 @@ def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float((p[mask] * torch.log(p[mask] / q[mask].clamp(min=1e-12))).sum())
 
 
-def kl_threshold(abs_hist: torch.Tensor, amax: float, bits: int = 8) -> float:
+def kl_threshold(abs_hist: torch.Tensor, amax: float, bits: int = 8, signed: bool = True) -> float:
     """TensorRT entropy calibration on a histogram of ``|x|`` over ``[0, amax]``: the
-    threshold whose ``2^(bits−1)``-level quantization keeps the distribution closest in KL.
+    threshold whose quantization keeps the distribution closest in KL. A signed grid spends
+    ``2^(bits−1)`` levels on each side of zero; an unsigned one (``signed=False``: a
+    non-negative tensor, e.g. after ReLU, on an asymmetric grid from 0) has all ``2^bits``
+    levels for ``[0, t]``, so the search uses that many.
 
     Example:
         >>> x = torch.distributions.Laplace(0., 1.).sample((200_000,)).abs()
@@ -102,7 +105,7 @@ def kl_threshold(abs_hist: torch.Tensor, amax: float, bits: int = 8) -> float:
         True
     """
     n = abs_hist.numel()
-    levels = 2 ** (bits - 1)
+    levels = 2 ** (bits - 1) if signed else 2**bits
     best_i, best_kl = n, float("inf")
     for i in range(levels, n + 1, max(1, (n - levels) // 256)):
         p = abs_hist[:i].clone()
@@ -184,6 +187,7 @@ class Observer(nn.Module):
         if method == "mse":
             return mse_range(self.hist, lo, hi, bits, symmetric)
         if method == "kl":
-            t = kl_threshold(self.abs_hist, float(self.abs_max), bits)
+            signed = symmetric or lo < 0  # non-negative on an asymmetric grid: 2^bits levels
+            t = kl_threshold(self.abs_hist, float(self.abs_max), bits, signed=signed)
             return max(lo, -t), min(hi, t)
         raise ValueError(f"unknown observer method {method!r}; choose one of {METHODS}")
