@@ -29,6 +29,21 @@ def test_alpha_zero_is_plain_cross_entropy_training(teacher, digits):
         assert torch.equal(a, b)
 
 
+def test_cached_teacher_logits_train_the_same_student(teacher, digits):
+    """Teacher logits computed once give the student the same updates as computing them
+    per batch (up to float summation order)."""
+    ctx = Context(digits, seed=1)
+    s1 = scale_width(teacher, 0.5, digits.train[0][:2], seed=2)
+    s2 = copy.deepcopy(s1)
+    r1 = distill_into(s1, teacher, Distill(epochs=2, lr=1e-3, alpha=0.7, temperature=2.0), ctx)
+    r2 = distill_into(s2, teacher, Distill(epochs=2, lr=1e-3, alpha=0.7, temperature=2.0,
+                                           cache_teacher=False), ctx)
+    assert r1.losses == pytest.approx(r2.losses, rel=1e-4)
+    for a, b in zip(s1.parameters(), s2.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
+    assert ctx.split.train[1].dim() == 1  # the caller's context is untouched
+
+
 def test_distillation_moves_the_student_towards_the_teacher(teacher, digits):
     ctx = Context(digits, seed=0)
     cfg = Distill(width=0.5, epochs=4, lr=3e-3, temperature=4.0, alpha=1.0,

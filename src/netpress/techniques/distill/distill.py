@@ -9,6 +9,7 @@ trained with the student and then thrown away.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,6 +66,7 @@ class Distill(Config):
     attention_weight: float = 100.0  # weight of each attention-transfer term
     epochs: int = 10  # training epochs of the student
     lr: float = 1e-3  # Adam learning rate (cosine schedule)
+    cache_teacher: bool = True  # logits objective without hints: teacher outputs computed once
 
     def validate(self) -> None:
         if not 0.0 < self.width <= 1.0:
@@ -201,6 +203,8 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
         return loss
 
     params = [p for p in student.parameters() if p.requires_grad] + list(adapters.parameters())
+    if cfg.cache_teacher and cfg.objective == "logits" and not hints and not att:
+        ctx, loss_fn = _cached_teacher(teacher, cfg, ctx)
     try:
         return ctx.finetune(student, cfg.epochs, lr=cfg.lr, loss_fn=loss_fn, params=params,
                             description="distill")
@@ -209,6 +213,22 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
         t_tap.remove()
         for p in frozen:
             p.requires_grad_(True)
+
+
+def _cached_teacher(teacher: nn.Module, cfg: Distill, ctx: Context):
+    """A context whose training labels carry the teacher's logits (computed once, in eval
+    mode, so they are the same every epoch) and the KD loss that reads them: distilling then
+    costs what training from scratch costs. Column 0 of the packed labels is the class."""
+    x, y = ctx.split.train
+    with torch.no_grad():
+        logits = torch.cat([teacher(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+    packed = torch.cat([y.to(logits.dtype).unsqueeze(1), logits], 1)
+    split = dataclasses.replace(ctx.split, train=(x, packed))
+
+    def loss_fn(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return kd_loss(model(xb), yb[:, 1:], yb[:, 0].long(), cfg.temperature, cfg.alpha)
+
+    return dataclasses.replace(ctx, split=split), loss_fn
 
 
 def logits_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
