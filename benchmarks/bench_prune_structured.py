@@ -14,6 +14,7 @@ pruned model in $NETPRESS_CACHE/pruned-<name>.safetensors for ``--retime``.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -44,13 +45,18 @@ EXPERIMENTS = {
     "lenet5-caffe/75%-l1-3steps-kd": ("lenet5-caffe", StructuredPrune(
         0.75, importance="l1", steps=3, epochs_between=1, finetune_epochs=3, lr=1e-3,
         self_distill=0.7)),
+    "lenet5-caffe/75%-l1-5steps-kd-long": ("lenet5-caffe", StructuredPrune(
+        0.75, importance="l1", steps=5, epochs_between=1, finetune_epochs=6, lr=1e-3,
+        self_distill=0.7)),
     "resnet-small/50%-l1": ("resnet-small", StructuredPrune(
         0.5, importance="l1", finetune_epochs=3, lr=1e-3)),
+    "resnet-small/50%-l1-kd": ("resnet-small", StructuredPrune(
+        0.5, importance="l1", finetune_epochs=3, lr=1e-3, self_distill=0.7)),
 }
 
 # Fine-tuning runs on one thread: four developers share two cores, and two OpenMP
 # threads per process thrash under that load. Latency is still timed with THREADS (2).
-TRAIN_THREADS = 1
+TRAIN_THREADS = int(os.environ.get("TRAIN_THREADS", 1))
 
 
 def run(name: str, spec: str, cfg, split) -> dict:

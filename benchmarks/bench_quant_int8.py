@@ -2,7 +2,9 @@
 latency (fp32 and int8, torch / ONNX Runtime / OpenVINO) measured in one run, 2 threads.
 
 Reproduce: ``.venv/bin/python
-benchmarks/bench_quant_int8.py [model ...]`` (default: lenet-300-100 lenet5-caffe).
+benchmarks/bench_quant_int8.py [--observers-only] [model ...]`` (default: lenet-300-100
+lenet5-caffe). ``--observers-only`` re-measures the observer table and keeps the deployed
+forms' timings already in the result file.
 The observer used for the deployed run is chosen on validation accuracy, never on test.
 """
 
@@ -55,6 +57,10 @@ def main(specs: list[str]) -> None:
         for r in obs:
             r["drop_pp_ort"] = (base_test - r["test_accuracy_ort"]) * 100
         best = max(obs, key=lambda r: (r["val_accuracy_ort"], r["observer"] == "minmax"))
+        if OBSERVERS_ONLY and spec in results:
+            results[spec].update(observers=obs, observer_chosen_on_val_now=best["observer"])
+            save_result("quant_int8", {"models": results})
+            continue
         rec = quantize_and_measure(model, split, spec, "int8", backend="auto",
                                    observer=best["observer"], threads=THREADS,
                                    timing_lock=bench_lock, say=print)
@@ -85,5 +91,7 @@ def main(specs: list[str]) -> None:
             print(f"- warning: {w}")
 
 
+OBSERVERS_ONLY = "--observers-only" in sys.argv
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["lenet-300-100", "lenet5-caffe"])
+    main([a for a in sys.argv[1:] if a != "--observers-only"] or ["lenet-300-100", "lenet5-caffe"])
