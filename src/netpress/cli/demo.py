@@ -50,6 +50,9 @@ def register_commands(app: typer.Typer) -> None:
         min_ratio: float = typer.Option(10.0, "--min-ratio", help="Gate: smallest compression ratio."),
         max_class_drop: float = typer.Option(None, "--max-class-drop",
                                              help="Gate: largest per-class accuracy drop, pp."),
+        compare: bool = typer.Option(True, "--compare/--no-compare",
+                                     help="Also run each technique alone (netpress compare) for "
+                                          "the report's comparison table."),
     ):
         """The main job: baseline → compress with a recipe → validation → HTML report → gate."""
         if model not in ZOO:
@@ -78,6 +81,17 @@ def register_commands(app: typer.Typer) -> None:
                                          run_dir=run_dir)
         print_report(rec, info)
         folder = Path(rec["run_dir"])
+        if compare:
+            from ..context import Context
+            from ..pipeline.compare import compare_techniques
+            from ..report.write import write_report
+            from .search import compare_table
+
+            ui.out_console.rule("2b. each technique alone, for comparison (netpress compare)")
+            table = compare_techniques(net, model, Context(split, seed=seed), folder, 1,
+                                       max_acc_drop, progress=ui.info)
+            ui.out_console.print(compare_table(table))
+            rec["report"] = {k: str(v) for k, v in write_report(folder).items()}
         ui.out_console.rule("3. validation beyond accuracy (test data)")
         beh = json.loads((folder / "behaviour.json").read_text())
         ui.out_console.print(behaviour_table(beh))
