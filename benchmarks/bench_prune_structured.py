@@ -52,6 +52,9 @@ EXPERIMENTS = {
         0.5, importance="l1", finetune_epochs=3, lr=1e-3)),
     "resnet-small/50%-l1-kd": ("resnet-small", StructuredPrune(
         0.5, importance="l1", finetune_epochs=3, lr=1e-3, self_distill=0.7)),
+    "resnet-small/50%-l1-kd-2steps-8ep": ("resnet-small", StructuredPrune(
+        0.5, importance="l1", steps=2, epochs_between=2, finetune_epochs=6, lr=1e-3,
+        self_distill=0.7)),
 }
 
 # Fine-tuning runs on one thread: four developers share two cores, and two OpenMP
