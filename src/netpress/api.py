@@ -36,7 +36,8 @@ def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
         # their architecture edits; rebuild the edited model rather than the plain one
         from .techniques.edits import EDITS_KEY, load_edited, read_metadata
 
-        if EDITS_KEY in read_metadata(weights):
+        meta = read_metadata(weights)
+        if EDITS_KEY in meta:  # structured-only files keep their own path below
             return load_edited(weights, spec)
     model = build_model(spec)
     if weights is not None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from netpress import Context
+from netpress.api import load_model
 from netpress.data.loaders import ArrayLoader
 from netpress.encode.artifact import decode_artifact, model_from_artifact
 from netpress.evaluate.metrics import predict
@@ -57,6 +58,10 @@ def test_run_folder_and_resume_give_the_same_bytes(trained, digits, tmp_path):
     info = json.loads((a / "run.json").read_text())
     assert info["status"] == "done" and len(info["stages"]) == 4
     assert last_complete(a, 4)[0] == 4
+    # every checkpoint is a weights file the ordinary loader reads, shrunk layers included
+    ckpt = load_model("lenet-300-100", checkpoint_path(a, 4))
+    loader = ArrayLoader(*digits.test, batch_size=500)
+    assert torch.equal(predict(ckpt, loader)[0], predict(full.model, loader)[0])
     # the structured stage shrank layer 1 from 300 to 225 outputs, and later stages kept it
     header, state = decode_artifact(full.artifact)
     assert state["1.weight"].shape == (225, 784) and header["model"]["resized"] is True

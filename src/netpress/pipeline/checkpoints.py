@@ -19,9 +19,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import FormatError
-from ..io import WEIGHTS_FORMAT, load_weights, safetensors_bytes, write_bytes, write_json
-from ..techniques.edits import EDITS_KEY, read_metadata, rebuild, structure_of, unique_state
+from ..io import WEIGHTS_FORMAT, safetensors_bytes, write_bytes, write_json
+from ..techniques.edits import EDITS_KEY, load_edited, rebuild, structure_of, unique_state
 from ..techniques.prune.resize import STRUCTURED_KEY, STRUCTURED_VALUE
 
 
@@ -87,18 +86,12 @@ def save_checkpoint(run_dir: Path, stage: int, data: bytes, record: dict) -> Non
 
 
 def load_checkpoint(path: Path, spec: str) -> nn.Module:
-    """Rebuild the model saved in checkpoint ``path``.
+    """Rebuild the model saved in checkpoint ``path`` (``edits.load_edited``).
 
     Example:
         >>> model = load_checkpoint(Path("run/checkpoints/stage-02.safetensors"), "lenet5")  # doctest: +SKIP
     """
-    meta = read_metadata(path)
-    try:
-        edits = json.loads(meta.get(EDITS_KEY, "[]"))
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{path}: the {EDITS_KEY} metadata is not valid JSON ({e})") from e
-    structure = {"edits": edits, "resized": meta.get(STRUCTURED_KEY) == STRUCTURED_VALUE}
-    return rebuild(spec, structure, load_weights(path), source=str(path))
+    return load_edited(path, spec)
 
 
 def last_complete(run_dir: Path, stages: int) -> tuple[int, list[dict]]:

@@ -4,7 +4,9 @@ Low-rank factorization, width students, layer dropping and cross-layer tying cha
 model's *shape*, so its weights no longer fit ``build_model(spec)``. Each such change
 is recorded on the model as a small JSON-able dict (an *edit*) and written into the
 safetensors metadata under ``netpress.edits``. ``load_edited`` rebuilds the base model,
-replays the edits (which only change structure, never weights) and loads the tensors.
+replays the edits (which only change structure, never weights), shrinks layers when the
+file is marked as structurally pruned, and loads the tensors — one loader for every
+shape-changing technique (``rebuild``, shared with run checkpoints and artifacts).
 
 Tied tensors (cross-layer sharing) are written once: only the first name of every
 parameter object is saved, and the ``tie`` edit re-creates the sharing before loading.
@@ -113,13 +115,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def load_edited(path: str | os.PathLike, spec: str | None = None) -> nn.Module:
-    """Rebuild a model saved by ``save_edited``: base model, replayed edits, weights.
+    """Rebuild a model saved with its structure: base model, replayed edits, layers shrunk
+    when the file says structured pruning removed channels (``netpress.pruned``), weights.
+    Reads files of ``save_edited``, run checkpoints and structurally pruned weights alike.
 
     ``spec`` defaults to the ``model`` recorded in the file.
 
     Example:
         >>> model = load_edited("lowrank.safetensors")  # doctest: +SKIP
     """
+    from .prune.resize import STRUCTURED_KEY, STRUCTURED_VALUE
+
     meta = read_metadata(path)
     spec = spec or meta.get("model")
     if not spec:
@@ -128,18 +134,8 @@ def load_edited(path: str | os.PathLike, spec: str | None = None) -> nn.Module:
         edits = json.loads(meta.get(EDITS_KEY, "[]"))
     except json.JSONDecodeError as e:
         raise FormatError(f"{path}: the {EDITS_KEY} metadata is not valid JSON ({e})") from e
-    model = replay(build_model(spec), edits)
-    state = load_weights(path)
-    own = unique_state(model)
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    bad = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or extra or bad:
-        raise ModelError(f"{path} does not fit {spec} after its edits (missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}, wrong shape {bad[:3]}); check the model spec")
-    model.load_state_dict(state, strict=False)
-    model.eval()
-    return model
+    structure = {"edits": edits, "resized": meta.get(STRUCTURED_KEY) == STRUCTURED_VALUE}
+    return rebuild(spec, structure, load_weights(path), source=str(path))
 
 
 def structure_of(model: nn.Module, spec: str) -> dict:
