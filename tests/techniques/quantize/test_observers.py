@@ -69,12 +69,16 @@ def test_empty_observer_refuses():
 
 
 def test_kl_on_non_negative_data_uses_all_levels_of_an_unsigned_grid():
-    # after ReLU an asymmetric uint8 grid spends 256 levels on [0, t]; searching with 128
-    # (a signed grid's half) clips too hard. Fewer levels never choose a wider threshold.
+    # after ReLU an asymmetric uint8 grid spends 256 levels on [0, t], a signed one 128 per
+    # side: the search starts at that many histogram bins, and a histogram whose mass all
+    # lies in the first 100 of 2048 bins is reproduced exactly from there on (KL 0)
+    from netpress.techniques.quantize.observers import kl_threshold
+
+    h = torch.zeros(2048, dtype=torch.float64)
+    h[:100] = torch.arange(100, 0, -1, dtype=torch.float64)
+    assert kl_threshold(h, 2048.0, 8, signed=True) == 128.0
+    assert kl_threshold(h, 2048.0, 8, signed=False) == 256.0
+    torch.manual_seed(0)
     x = torch.distributions.Exponential(1.0).sample((300_000,))
-    ob = _observe(x)
-    lo, hi_unsigned = ob.range("kl", 8, False)
-    _, hi_signed = ob.range("kl", 8, True)
-    mx = float(x.max())
-    assert lo == pytest.approx(float(x.min())) and hi_unsigned < mx
-    assert hi_unsigned > hi_signed
+    lo, hi = _observe(x).range("kl", 8, False)
+    assert lo == pytest.approx(float(x.min())) and 1.0 < hi < float(x.max())
