@@ -48,12 +48,18 @@ EXPERIMENTS = {
     "lenet5-caffe/75%-l1-5steps-kd-long": ("lenet5-caffe", StructuredPrune(
         0.75, importance="l1", steps=5, epochs_between=1, finetune_epochs=6, lr=1e-3,
         self_distill=0.7)),
+    "lenet5-caffe/75%-taylor-5steps-kd-10ep": ("lenet5-caffe", StructuredPrune(
+        0.75, importance="taylor", steps=5, epochs_between=1, finetune_epochs=10, lr=1e-3,
+        self_distill=0.7)),
     "resnet-small/50%-l1": ("resnet-small", StructuredPrune(
         0.5, importance="l1", finetune_epochs=3, lr=1e-3)),
     "resnet-small/50%-l1-kd": ("resnet-small", StructuredPrune(
         0.5, importance="l1", finetune_epochs=3, lr=1e-3, self_distill=0.7)),
     "resnet-small/50%-l1-kd-2steps-8ep": ("resnet-small", StructuredPrune(
         0.5, importance="l1", steps=2, epochs_between=2, finetune_epochs=6, lr=1e-3,
+        self_distill=0.7)),
+    "resnet-small/50%-l1-kd-2steps-16ep": ("resnet-small", StructuredPrune(
+        0.5, importance="l1", steps=2, epochs_between=4, finetune_epochs=12, lr=1e-3,
         self_distill=0.7)),
 }
 
