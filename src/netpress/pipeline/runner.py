@@ -100,7 +100,7 @@ def _check_same_run(run_dir: Path, info: dict) -> float | None:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path} is not valid JSON ({e}); start a new run folder") from None
-    for key in ("model", "seed", "data", "recipe", "weights"):
+    for key in ("model", "seed", "data", "recipe", "weights", "threads"):
         if old.get(key) != info.get(key):
             raise ConfigError(f"{run_dir} was started with a different {key} ({old.get(key)!r}); "
                               "resume with the same command, or use a new --run-dir")
