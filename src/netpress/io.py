@@ -12,6 +12,7 @@ the safetensors library, which validates the header.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -64,9 +65,28 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda p: Path(p).write_bytes(data))
 
 
+def json_safe(obj: object) -> object:
+    """``obj`` with NaN/inf as ``None``, tuples as lists and paths as strings: strict JSON.
+
+    Example:
+        >>> json_safe({"a": float("nan"), "b": (1, Path("x"))})
+        {'a': None, 'b': [1, 'x']}
+    """
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: object) -> Path:
-    """Atomically write ``obj`` as indented JSON."""
-    return write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Atomically write ``obj`` as indented, strict JSON (``json_safe``)."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
+    return write_bytes(path, (text + "\n").encode())
 
 
 def _state_for_saving(model_or_state: nn.Module | dict[str, torch.Tensor]) -> dict:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
 
 import typer
 
@@ -13,6 +11,7 @@ from ..api import load_model
 from ..data.loaders import load_split
 from ..data.splits import Split
 from ..errors import NetpressError
+from ..io import json_safe
 
 ModelOpt = typer.Option(..., "--model", "-m",
                         help="Zoo name (lenet-300-100, lenet5-caffe, lenet5, resnet-small) "
@@ -44,21 +43,9 @@ def get_model(spec: str, weights: str | None, need_weights: bool = True):
     return load_model(spec, weights)
 
 
-def _clean(obj):
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def emit_json(obj: dict) -> None:
     """Print ``obj`` as one line of strict JSON on stdout."""
-    print(json.dumps(_clean(obj), allow_nan=False, sort_keys=False))
+    print(json.dumps(json_safe(obj), allow_nan=False, sort_keys=False))
 
 
 def start(json_out: bool) -> None:

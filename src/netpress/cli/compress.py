@@ -33,7 +33,6 @@ from .common import (
     SeedOpt,
     ThreadsOpt,
     WeightsOpt,
-    _clean,
     emit_json,
     get_model,
     get_split,
@@ -82,7 +81,7 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str,
         "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
         "coded_overhead": info["coded_overhead"],
     })
-    write_json(folder / "record.json", _clean(rec))
+    write_json(folder / "record.json", rec)
     write_run_files(folder, net, loaded, ctx)
     rec["report"] = {k: str(v) for k, v in write_report(folder).items()}
     return rec, info
@@ -96,8 +95,7 @@ def write_run_files(folder: Path, baseline, compressed, ctx: Context) -> None:
         write_json(folder / "sensitivity.json", sensitivity_file(baseline, ctx))
     write_json(folder / "histograms.json", histograms_file(baseline, compressed))
     ui.info("validating behaviour on test data: per class, calibration, noise, FGSM")
-    write_json(folder / "behaviour.json", _clean(behaviour(compressed, baseline, ctx.split,
-                                                           seed=ctx.seed)))
+    write_json(folder / "behaviour.json", behaviour(compressed, baseline, ctx.split, seed=ctx.seed))
 
 
 def print_report(rec: dict, info: dict) -> None:

@@ -97,7 +97,6 @@ def register_commands(app: typer.Typer) -> None:
         from ..evaluate.behaviour import behaviour
         from ..evaluate.behaviour_table import behaviour_table, per_class_table
         from ..io import write_json
-        from .common import _clean
 
         start(json_out)
         noise_levels = _levels(noise, (0.1, 0.2), "--noise")
@@ -116,7 +115,7 @@ def register_commands(app: typer.Typer) -> None:
                "threads": threads,
                **behaviour(net, base, split, noise=noise_levels, eps=eps_levels, seed=seed)}
         if out is not None:
-            write_json(out, _clean(rec))
+            write_json(out, rec)
         if json_out:
             emit_json(rec)
             return

@@ -48,6 +48,25 @@ def baked_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: state[k] for k in sorted(state)}
 
 
+def baked_parts(model: nn.Module, spec: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state, structure)`` of ``model`` baked once (``model`` is not changed): the state
+    as ``baked_state`` gives it, and the structure (``edits.structure_of``) of the baked
+    model, so layers still under masks or codebooks are compared by their plain shapes.
+
+    Example:
+        >>> from netpress.zoo import build_model
+        >>> state, structure = baked_parts(build_model("lenet5"), "lenet5")
+        >>> structure
+        {'edits': [], 'resized': False}
+    """
+    from ..api import bake
+    from ..techniques.edits import unique_state
+
+    baked = bake(copy.deepcopy(model))
+    state = unique_state(baked)
+    return {k: state[k] for k in sorted(state)}, structure_of(baked, spec)
+
+
 def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None,
                    metrics: dict | None = None, coder: Coder = "ans",
                    index: IndexKind = "auto") -> bytes:
@@ -59,11 +78,10 @@ def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None
         b'NETPRESS'
     """
     streams: list[bytes] = []
-    state = baked_state(model)
+    state, structure = baked_parts(model, spec)
     tensors = [encode_tensor(name, t, streams, coder, index) for name, t in state.items()]
     params = sum(t.numel() for t in state.values() if t.is_floating_point())
     desc = {"spec": spec, "class": type(model).__name__, "params": params}
-    structure = structure_of(model, spec)
     if structure["edits"] or structure["resized"]:  # plain models keep the original header
         desc.update(structure)
     header = {

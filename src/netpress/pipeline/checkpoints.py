@@ -12,15 +12,15 @@ never interrupted, so a resumed run and an uninterrupted one see the same model.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
 
 from torch import nn
 
+from ..encode.artifact import baked_parts
 from ..io import WEIGHTS_FORMAT, safetensors_bytes, write_bytes, write_json
-from ..techniques.edits import EDITS_KEY, load_edited, rebuild, structure_of, unique_state
+from ..techniques.edits import EDITS_KEY, load_edited, rebuild
 from ..techniques.prune.resize import STRUCTURED_KEY, STRUCTURED_VALUE
 
 
@@ -37,23 +37,6 @@ def checkpoint_path(run_dir: Path, stage: int) -> Path:
 def record_path(run_dir: Path, stage: int) -> Path:
     """``checkpoints/stage-NN.json``, the record written after the checkpoint."""
     return run_dir / "checkpoints" / f"stage-{stage:02d}.json"
-
-
-def baked_parts(model: nn.Module, spec: str) -> tuple[dict, dict]:
-    """``(state, structure)`` of ``model`` with every parametrization folded (``model``
-    is not changed).
-
-    Example:
-        >>> from netpress.zoo import build_model
-        >>> state, structure = baked_parts(build_model("lenet5"), "lenet5")
-        >>> structure
-        {'edits': [], 'resized': False}
-    """
-    from ..api import bake
-
-    baked = bake(copy.deepcopy(model))
-    state = unique_state(baked)
-    return {k: state[k] for k in sorted(state)}, structure_of(baked, spec)
 
 
 def checkpoint_bytes(state: dict, structure: dict, spec: str) -> bytes:

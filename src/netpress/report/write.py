@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
-from ..io import write_bytes
+from ..io import json_safe, write_bytes
 from .build import build_report
 from .data import load_run
 from .html import render_html
 from .markdown import render_markdown
 from .plots import make_plots
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def write_report(run_dir: str | os.PathLike, html: str | os.PathLike | None = None,
@@ -45,7 +34,7 @@ def write_report(run_dir: str | os.PathLike, html: str | os.PathLike | None = No
     plots = make_plots(data)
     report["plots"] = list(plots)
     report["report_files"] = {k: str(v) for k, v in paths.items()}
-    write_bytes(paths["json"], (json.dumps(_json_safe(report), indent=2, allow_nan=False)
+    write_bytes(paths["json"], (json.dumps(json_safe(report), indent=2, allow_nan=False)
                                 + "\n").encode())
     write_bytes(paths["html"], render_html(data, report, plots).encode("utf-8"))
     write_bytes(paths["markdown"], render_markdown(data, report, str(paths["html"])).encode("utf-8"))
