@@ -61,6 +61,15 @@ EXPERIMENTS = {
     "resnet-small/50%-l1-kd-2steps-16ep": ("resnet-small", StructuredPrune(
         0.5, importance="l1", steps=2, epochs_between=4, finetune_epochs=12, lr=1e-3,
         self_distill=0.7)),
+    "lenet5-caffe/75%-taylor-global-5steps-kd-10ep": ("lenet5-caffe", StructuredPrune(
+        0.75, importance="taylor", scope="global", steps=5, epochs_between=1,
+        finetune_epochs=10, lr=1e-3, self_distill=0.7)),
+    "resnet-small/50%-taylor-global-kd-2steps-16ep": ("resnet-small", StructuredPrune(
+        0.5, importance="taylor", scope="global", steps=2, epochs_between=4,
+        finetune_epochs=12, lr=1e-3, self_distill=0.7)),
+    "resnet-small/50%-l1-kd-2steps-28ep": ("resnet-small", StructuredPrune(
+        0.5, importance="l1", steps=2, epochs_between=4, finetune_epochs=24, lr=1e-3,
+        self_distill=0.7)),
 }
 
 # Fine-tuning runs on one thread: four developers share two cores, and two OpenMP

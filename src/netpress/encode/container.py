@@ -4,7 +4,7 @@ Layout (all integers little-endian; the full spec with an annotated example is i
 docs/FORMAT.md)::
 
     0   8  magic  b"NETPRESS"
-    8   4  u32 format version (1)
+    8   4  u32 format version (2)
     12  4  u32 H = byte length of the stored header
     16  4  u32 U = byte length of the header once inflated (the JSON text)
     20  4  u32 CRC-32 of the stored header bytes
@@ -32,7 +32,7 @@ import zlib
 from ..errors import FormatError
 
 MAGIC = b"NETPRESS"
-VERSION = 1
+VERSION = 2  # 2: ANS count tables hold rounded, delta-coded levels
 PREFIX = struct.Struct("<8sIIII")
 ALIGN = 8
 MAX_HEADER = 16 << 20
@@ -88,6 +88,10 @@ def read_header(data: bytes) -> tuple[dict, int]:
     if magic != MAGIC:
         raise FormatError("not a .netpress file (bad magic); write one with `netpress pack` "
                           "or `netpress compress`")
+    if version < VERSION:
+        raise FormatError(f".netpress format version {version} is older than this netpress "
+                          f"reads ({VERSION}); write the file again from its weights with "
+                          "`netpress pack` or `netpress compress`")
     if version != VERSION:
         raise FormatError(f".netpress format version {version} is not supported (this netpress "
                           f"reads version {VERSION}); upgrade netpress")
