@@ -64,6 +64,25 @@ def test_diagnose_names_worst_layers(capsys, weights):
         assert 0 < r["weight_sqnr_db"] < 20  # 2-bit weights: a few dB
 
 
+def test_diagnose_static_int8_names_the_clipping_layer(capsys, weights):
+    code, out, err = _run(capsys, "quantize-diagnose", "-m", "lenet-300-100", "-w", weights,
+                          "-d", "digits", "--scheme", "int8-static", "--observer", "minmax",
+                          "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert [r["name"] for r in rep["layers"]] == ["1", "3", "5"] and rep["observer"] == "minmax"
+    for r in rep["layers"]:
+        assert r["input"]["clipped_share"] < 0.01  # min-max ranges clip (almost) nothing
+        assert r["model_output_sqnr_db"] > 25  # int8 on one layer: a small error
+        assert r["accumulated_output_sqnr_db"] <= r["output_sqnr_db"] + 1
+    code, out, err = _run(capsys, "quantize-diagnose", "-m", "lenet-300-100", "-w", weights,
+                          "-d", "digits", "--scheme", "int8-static")
+    assert code == 0 and "input clipped" in out and "--keep" in out
+    code, _, err = _run(capsys, "quantize-diagnose", "-m", "lenet-300-100", "-w", weights,
+                        "-d", "digits", "--scheme", "int8-dynamic")
+    assert code == 2 and "int8-static" in err
+
+
 @pytest.mark.parametrize("args, msg", [
     (["--scheme", "int9"], "unknown scheme"),
     (["--scheme", "int8", "--backend", "tpu"], "unknown backend"),

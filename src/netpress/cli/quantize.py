@@ -132,39 +132,86 @@ def register_commands(app: typer.Typer) -> None:
         weights: str = WeightsOpt,
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
-        scheme: str = typer.Option("w4-rtn", "--scheme", help="Weight-only scheme, e.g. w4-rtn."),
-        group_size: int = typer.Option(128, "--group-size"),
+        scheme: str = typer.Option("w4-rtn", "--scheme", help=(
+            "A weight-only scheme (e.g. w4-rtn, w3-gptq) or int8-static (weights and "
+            "activations).")),
+        group_size: int = typer.Option(128, "--group-size", help="Weight-only: inputs per scale."),
+        observer: str = typer.Option("minmax", "--observer", help=(
+            "int8-static: activation ranges, minmax | ema | percentile | mse | kl.")),
         worst: int = typer.Option(3, "--worst", help="How many worst layers to name."),
         seed: int = SeedOpt,
         json_out: bool = JsonOpt,
     ):
-        """Per-layer SQNR (weights, layer output, model output) naming the worst layers."""
-        from ..techniques.quantize.diagnose import diagnose
+        """Per-layer SQNR (weights, layer output, model output) naming the worst layers;
+        for int8-static also the error accumulated layer by layer and how much of each
+        activation the calibrated range clips."""
         from ..techniques.quantize.run import parse_scheme
-        from ..techniques.quantize.weight_only import WeightOnly
 
         start(json_out)
         family, bits, method = parse_scheme(scheme)
-        if family != "weight":
-            raise ConfigError("quantize-diagnose takes a weight-only scheme such as w8-rtn or "
-                              "w4-gptq")
+        if family == "int8" and method != "static":
+            raise ConfigError("quantize-diagnose takes a weight-only scheme (w4-rtn, w3-gptq …) "
+                              "or int8-static; dynamic int8 quantizes activations at run time")
         net = get_model(model, weights)
         split = get_split(data, data_dir, seed)
-        calib = [split.calib[0][i:i + 256] for i in range(0, len(split.calib[0]), 256)]
-        rep = diagnose(net, split.val[0][:1000], WeightOnly(bits, group_size, method),
-                       calib, worst)
+        x = split.val[0][:1000]
+        if family == "int8":
+            rep = _diagnose_static(net, split, observer, x, worst, seed)
+        else:
+            from ..techniques.quantize.diagnose import diagnose
+            from ..techniques.quantize.weight_only import WeightOnly
+
+            calib = [split.calib[0][i:i + 256] for i in range(0, len(split.calib[0]), 256)]
+            rep = diagnose(net, x, WeightOnly(bits, group_size, method), calib, worst)
         rep["model"] = model
         if json_out:
             emit_json(rep)
             return
-        t = Table(title=f"{model} {scheme} g{group_size}: one layer quantized at a time",
-                  title_justify="left")
-        for col in ("layer", "params", "weight SQNR dB", "layer-output SQNR dB",
-                    "model-output SQNR dB"):
-            t.add_column(col, justify="left" if col == "layer" else "right")
-        for r in rep["layers"]:
-            t.add_row(r["name"], f"{r['params']:,}", f"{r['weight_sqnr_db']:.1f}",
-                      f"{r['output_sqnr_db']:.1f}", f"{r['model_output_sqnr_db']:.1f}")
-        ui.out_console.print(t)
+        ui.out_console.print(_static_table(rep, model, observer) if family == "int8"
+                             else _weight_table(rep, model, scheme, group_size))
         ui.out_console.print(f"layers that hurt most: {', '.join(rep['worst'])} — keep them in "
                              f"float with --keep {','.join(rep['worst'][:1])}")
+
+
+def _diagnose_static(net, split, observer: str, x, worst: int, seed: int) -> dict:
+    import copy
+
+    from ..context import Context
+    from ..techniques.quantize.diagnose import diagnose_static
+    from ..techniques.quantize.ptq import StaticInt8, apply_static_int8
+
+    q = apply_static_int8(copy.deepcopy(net), StaticInt8(method=observer),
+                          Context(split, seed=seed))
+    rep = diagnose_static(net, q, x, worst)
+    rep["observer"] = observer
+    return rep
+
+
+def _weight_table(rep: dict, model: str, scheme: str, group_size: int) -> Table:
+    t = Table(title=f"{model} {scheme} g{group_size}: one layer quantized at a time",
+              title_justify="left")
+    for col in ("layer", "params", "weight SQNR dB", "layer-output SQNR dB",
+                "model-output SQNR dB"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+    for r in rep["layers"]:
+        t.add_row(r["name"], f"{r['params']:,}", f"{r['weight_sqnr_db']:.1f}",
+                  f"{r['output_sqnr_db']:.1f}", f"{r['model_output_sqnr_db']:.1f}")
+    return t
+
+
+def _static_table(rep: dict, model: str, observer: str) -> Table:
+    t = Table(title=f"{model} int8-static ({observer} ranges): SQNR dB with one layer's "
+              f"quantizers on, and with all on (model output {rep['model_output_sqnr_db']:.1f})",
+              title_justify="left")
+    for col in ("layer", "weight", "layer out (alone)", "model out (alone)",
+                "layer out (all on)", "input clipped", "output clipped"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+
+    def clip(r: dict, where: str) -> str:
+        return f"{r[where]['clipped_share'] * 100:.2f}%" if where in r else "–"
+
+    for r in rep["layers"]:
+        w = f"{r['weight_sqnr_db']:.1f}" if "weight_sqnr_db" in r else "–"
+        t.add_row(r["name"], w, f"{r['output_sqnr_db']:.1f}", f"{r['model_output_sqnr_db']:.1f}",
+                  f"{r['accumulated_output_sqnr_db']:.1f}", clip(r, "input"), clip(r, "output"))
+    return t

@@ -44,6 +44,7 @@ def test_histogram_survives_growing_range():
 
 @pytest.mark.parametrize("method", ["mse", "kl"])
 def test_clipping_methods_clip_heavy_tails(method):
+    torch.manual_seed(0)
     x = torch.distributions.Laplace(0.0, 1.0).sample((300_000,))
     ob = _observe(x)
     lo, hi = ob.range(method, 8 if method == "kl" else 4, True)
@@ -82,3 +83,24 @@ def test_kl_on_non_negative_data_uses_all_levels_of_an_unsigned_grid():
     x = torch.distributions.Exponential(1.0).sample((300_000,))
     lo, hi = _observe(x).range("kl", 8, False)
     assert lo == pytest.approx(float(x.min())) and 1.0 < hi < float(x.max())
+
+
+def test_kl_ignores_exact_zeros_after_relu():
+    # 60 % exact zeros (a ReLU) plus an exponential: the zeros quantize exactly, so the
+    # range must not shrink to suit their spike (it clipped ~10 % of values before)
+    torch.manual_seed(0)
+    x = torch.distributions.Exponential(1.0).sample((200_000,))
+    x = torch.where(torch.rand(200_000) < 0.6, torch.zeros(()), x)
+    lo, hi = _observe(x).range("kl", 8, False)
+    assert lo == 0.0 and float((x > hi).float().mean()) < 0.001
+
+
+def test_kl_range_searches_both_edges_of_a_skewed_signed_tensor():
+    from netpress.techniques.quantize.observers import kl_range
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(200_000) - 3, torch.tensor([-40.0, 60.0])])  # two outliers
+    h = torch.histc(x.double(), 2048, float(x.min()), float(x.max()))
+    a, b = kl_range(h, float(x.min()), float(x.max()))
+    assert -40.0 < a < -6.0 and 0.0 <= b < 20.0  # both outliers clipped, zero kept inside
+    assert float(((x < a) | (x > b)).float().mean()) < 0.001

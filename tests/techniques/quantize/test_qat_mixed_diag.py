@@ -84,3 +84,21 @@ def test_diagnose_names_worst_and_keeping_it_helps(mlp, digits):
         kept = quantize_weights(copy.deepcopy(mlp), WeightOnly(
             2, 0, "rtn", targets=Targets(ignore=tuple(rep["worst"]))))(x)
     assert sqnr_db(ref, kept) > sqnr_db(ref, all_q) + 1.0
+
+
+def test_static_diagnosis_finds_the_layer_whose_range_clips(mlp, digits):
+    from netpress.techniques.quantize.diagnose import diagnose_static
+    from netpress.techniques.quantize.modules import act_quants
+    from netpress.techniques.quantize.ptq import StaticInt8, apply_static_int8
+
+    q = apply_static_int8(copy.deepcopy(mlp), StaticInt8(), Context(digits))
+    aq = q[3].input_quant
+    aq.scale = aq.scale / 20  # a range 20× too narrow on layer 3's input
+    aq._sync()
+    rep = diagnose_static(mlp, q, digits.val[0][:200])
+    assert rep["worst"][0] == "3"
+    row = {r["name"]: r for r in rep["layers"]}
+    assert row["3"]["input"]["clipped_share"] > 0.2 and row["1"]["input"]["clipped_share"] < 0.01
+    assert row["3"]["model_output_sqnr_db"] < row["1"]["model_output_sqnr_db"] - 10
+    assert row["5"]["accumulated_output_sqnr_db"] < row["5"]["output_sqnr_db"]  # the error carried on
+    assert all(a.mode == "quant" for _, a in act_quants(q))  # everything switched back on

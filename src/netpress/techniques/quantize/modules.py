@@ -50,6 +50,7 @@ class WeightQuant(nn.Module):
         self.granularity, self.group_size = granularity, group_size
         self.register_buffer("scale", torch.empty(0))
         self.register_buffer("zero_point", torch.empty(0, dtype=torch.int32))
+        self.enabled = True  # False passes the weight through (diagnosis, one layer at a time)
 
     @torch.no_grad()
     def freeze(self, w: torch.Tensor, reduce_range: bool = False) -> None:
@@ -68,6 +69,8 @@ class WeightQuant(nn.Module):
         self.zero_point = torch.zeros(w.shape[0], dtype=torch.int32)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return w
         if self.kind == "binary":
             return binarize(w)
         if self.kind == "ternary":
