@@ -23,7 +23,6 @@ import copy
 
 import torch
 from torch import nn
-
 from torch.nn.utils import parametrize
 
 from ...targets import Targets
