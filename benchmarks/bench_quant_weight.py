@@ -78,25 +78,36 @@ def qat_2bit(split, out: dict, epochs: int = 2) -> None:
     out[spec] = res
 
 
+MIXED_NETS = (*NETS, "resnet-small")
+
+
 def mixed(split, out: dict, plots: Path) -> None:
-    for spec in NETS:
+    """Uniform 4-bit vs mixed precision under a 4-bit average, for RTN and GPTQ, per
+    channel and group 128. Keys: ``out[spec]["<method>-g<G>"]``."""
+    for spec in MIXED_NETS:
         model, _ = baseline(spec, split)
         ctx = Context(split, threads=1)
         calib = list(ctx.calib_loader())
-        res = {}
-        for gs in (128, 0):
-            uni = quantize_weights(copy.deepcopy(model), WeightOnly(4, gs, "gptq"), calib)
-            mix = copy.deepcopy(model)
-            table = allocate_and_quantize(mix, WeightOnly(4, gs, "gptq"), ctx, 4.0)
-            plot_sensitivity(table, plots / f"quant_mixed_{spec}_g{gs}.png")
-            res[f"g{gs}"] = {"uniform4_test_accuracy": api.evaluate(uni, split).accuracy,
-                             "uniform4_file_bytes": _bytes(uni),
-                             "mixed_test_accuracy": api.evaluate(mix, split).accuracy,
-                             "mixed_file_bytes": _bytes(mix),
-                             "mixed_average_bits": table["average_bits"],
-                             "layers": [{"name": r["name"], "params": r["params"],
-                                         "bits": r["bits"]} for r in table["layers"]]}
-            print(spec, gs, {k: v for k, v in res[f"g{gs}"].items() if k != "layers"})
+        res = {"baseline_test_accuracy": api.evaluate(model, split).accuracy}
+        for method in ("gptq", "rtn"):
+            for gs in (128, 0):
+                cfg = WeightOnly(4, gs, method)
+                uni = quantize_weights(copy.deepcopy(model), cfg, calib)
+                mix = copy.deepcopy(model)
+                table = allocate_and_quantize(mix, cfg, ctx, 4.0)
+                plot_sensitivity(table, plots / f"quant_mixed_{spec}_{method}_g{gs}.png")
+                row = {"uniform4_test_accuracy": api.evaluate(uni, split).accuracy,
+                       "uniform4_val_accuracy": ctx.evaluate(uni),
+                       "uniform4_file_bytes": _bytes(uni),
+                       "mixed_test_accuracy": api.evaluate(mix, split).accuracy,
+                       "mixed_val_accuracy": ctx.evaluate(mix),
+                       "mixed_file_bytes": _bytes(mix),
+                       "mixed_average_bits": table["average_bits"],
+                       "layers": [{"name": r["name"], "params": r["params"], "bits": r["bits"]}
+                                  for r in table["layers"]]}
+                res[f"{method}-g{gs}"] = row
+                print(spec, method, gs, {k: v for k, v in row.items() if k != "layers"},
+                      flush=True)
         out[spec] = res
 
 

@@ -47,8 +47,11 @@ def forms_table(rec: dict) -> Table:
 
 def mixed_table(mixed: dict) -> Table:
     """Per-layer sensitivity (val KL at each width) and the chosen width."""
-    t = Table(title=f"mixed precision: budget {mixed['budget_bits']} bits, "
-                    f"used {mixed['average_bits']:.2f}", title_justify="left")
+    checked = "; ".join(f"{c['name']} {c['average_bits']:.2f} b: val KL {c['val_kl']:.2e}, "
+                        f"acc {c['val_accuracy'] * 100:.2f}%" for c in mixed.get("candidates", []))
+    t = Table(title=f"mixed precision: budget {mixed['budget_bits']} bits, used "
+                    f"{mixed['average_bits']:.2f} ({mixed.get('chosen', 'allocated')} kept; "
+                    f"{checked})", title_justify="left")
     t.add_column("layer")
     t.add_column("params", justify="right")
     for b in mixed["bit_choices"]:
@@ -85,7 +88,7 @@ def register_commands(app: typer.Typer) -> None:
                                        help="Weight-only QAT: lsq (learned steps) | ste."),
         qat_lr: float = typer.Option(1e-4, "--qat-lr", help="QAT Adam learning rate."),
         bits_budget: float = typer.Option(None, "--bits-budget", help=(
-            "Weight-only mixed precision: mean bits per weight (choices 2/3/4/8 per layer).")),
+            "Weight-only mixed precision: mean bits per weight (choices 2/3/4/5/6/8 per layer).")),
         keep: str = typer.Option(None, "--keep",
                                  help="Comma-separated layer names to keep in float."),
         tolerance_pp: float = typer.Option(0.5, "--tolerance-pp", help=(

@@ -45,9 +45,32 @@ def test_allocator_meets_budget_and_prefers_sensitive_layers():
     rows = [{"params": 1000, "kl": {2: 5.0, 3: 1.0, 4: 0.2, 8: 0.0}},
             {"params": 100, "kl": {2: 0.5, 3: 0.2, 4: 0.1, 8: 0.0}},
             {"params": 1000, "kl": {2: 0.01, 3: 0.005, 4: 0.001, 8: 0.0}}]
-    bits = allocate(rows, 4.0)
+    bits = allocate(rows, 4.0, (2, 3, 4, 8))
     mean = sum(r["params"] * b for r, b in zip(rows, bits, strict=True)) / 2100
     assert mean <= 4.0 and bits[0] > bits[2]
+
+
+def test_allocator_is_exact_against_brute_force():
+    import itertools
+    import random
+
+    rnd = random.Random(0)
+    widths = (2, 3, 4, 5, 6, 8)
+    for _ in range(30):
+        rows = [{"params": rnd.randint(10, 5000),
+                 "kl": dict(zip(widths, sorted((rnd.random() for _ in widths), reverse=True),
+                                strict=True))} for _ in range(4)]
+        total = sum(r["params"] for r in rows)
+        budget = rnd.choice([2.5, 3.0, 4.0, 5.5])
+
+        def cost(combo):
+            return sum(r["kl"][b] for r, b in zip(rows, combo, strict=True))
+
+        fits = [c for c in itertools.product(widths, repeat=4)
+                if sum(r["params"] * b for r, b in zip(rows, c, strict=True)) <= budget * total]
+        got = allocate(rows, budget, widths)
+        assert sum(r["params"] * b for r, b in zip(rows, got, strict=True)) <= budget * total
+        assert cost(got) == pytest.approx(min(map(cost, fits)))
 
 
 def test_mixed_precision_beats_uniform_at_same_budget(mlp, digits, tmp_path):
@@ -65,6 +88,9 @@ def test_mixed_precision_beats_uniform_at_same_budget(mlp, digits, tmp_path):
         return float(torch.nn.functional.kl_div(lg.log_softmax(1), ref.log_softmax(1),
                                                 log_target=True, reduction="batchmean"))
     assert kl(mixed) <= kl(uni)
+    kept = next(c for c in table["candidates"] if c["name"] == table["chosen"])
+    assert kept["val_kl"] == min(c["val_kl"] for c in table["candidates"])
+    assert kept["val_kl"] == pytest.approx(kl(mixed), rel=1e-5)  # what was measured is what is kept
     png = plot_sensitivity(table, tmp_path / "s.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -1,22 +1,25 @@
 """Mixed precision: per-layer sensitivity and a bit allocator under an average-bits budget.
 
 Sensitivity of layer ``l`` at ``b`` bits is measured, not estimated: only that layer is
-quantized (RTN, the cheap proxy), and the validation-set KL divergence of the model's
-outputs from the float model's is recorded. The allocator then picks one bit width per
-layer minimising the summed sensitivities subject to
-``Σ params_l · b_l ≤ budget · Σ params_l`` (the idea of HAQ, Wang et al. 2019, with a
-measured cost table instead of a learned agent): exhaustively when the choices are few,
-greedily otherwise. The chosen widths are then applied with the configured method (GPTQ by
-default), layer by layer in model order.
+quantized, with the method the model will be quantized with (RTN or GPTQ: GPTQ's error
+compensation makes some layers far less sensitive than RTN says), and the
+validation-set KL divergence of the model's outputs from the float model's is recorded.
+The allocator then picks one bit width per layer minimising the summed sensitivities
+subject to ``Σ params_l · b_l ≤ budget · Σ params_l`` (the idea of HAQ, Wang et al. 2019,
+with a measured cost table instead of a learned agent). That is a multiple-choice
+knapsack, solved exactly by dynamic programming over the bit budget (sizes rounded up to
+a unit that keeps the table under ~200k cells, so a choice it returns always fits). The
+chosen widths are then applied layer by layer in model order.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
+import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +30,7 @@ from ...evaluate.metrics import predict
 from ...targets import Targets
 from .weight_only import WeightOnly, quantize_weights
 
-BIT_CHOICES = (2, 3, 4, 8)
+BIT_CHOICES = (2, 3, 4, 5, 6, 8)
 
 
 def _kl(logits: torch.Tensor, ref: torch.Tensor) -> float:
@@ -36,12 +39,12 @@ def _kl(logits: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def sensitivity(model: nn.Module, cfg: WeightOnly, loader: ArrayLoader,
-                bits: tuple[int, ...] = BIT_CHOICES) -> list[dict]:
+                bits: tuple[int, ...] = BIT_CHOICES, calib=()) -> list[dict]:
     """Per target layer: params and ``{bits: (val KL, val accuracy)}`` with only that
-    layer quantized (RTN).
+    layer quantized by ``cfg.method`` (GPTQ needs ``calib`` batches).
 
     Example:
-        >>> rows = sensitivity(model, WeightOnly(), ctx.val_loader())  # doctest: +SKIP
+        >>> rows = sensitivity(model, WeightOnly(), ctx.val_loader(), calib=batches)  # doctest: +SKIP
     """
     ref, y = predict(model, loader)
     rows = []
@@ -49,8 +52,8 @@ def sensitivity(model: nn.Module, cfg: WeightOnly, loader: ArrayLoader,
         row = {"name": name, "params": mod.weight.numel(), "kl": {}, "accuracy": {}}
         for b in bits:
             m = copy.deepcopy(model)
-            quantize_weights(m, replace(cfg, bits=b, method="rtn",
-                                        targets=Targets(types=cfg.targets.types, names=(name,))))
+            quantize_weights(m, replace(cfg, bits=b, targets=Targets(
+                types=cfg.targets.types, names=(name,))), calib)
             logits, _ = predict(m, loader)
             row["kl"][b] = _kl(logits, ref)
             row["accuracy"][b] = float((logits.argmax(1) == y).float().mean())
@@ -58,8 +61,10 @@ def sensitivity(model: nn.Module, cfg: WeightOnly, loader: ArrayLoader,
     return rows
 
 
-def allocate(rows: list[dict], budget: float, bits: tuple[int, ...] = BIT_CHOICES) -> list[int]:
-    """Bits per layer minimising summed KL with parameter-weighted mean bits ≤ ``budget``.
+def allocate(rows: list[dict], budget: float, bits: tuple[int, ...] = BIT_CHOICES,
+             cells: int = 200_000) -> list[int]:
+    """Bits per layer minimising summed KL with parameter-weighted mean bits ≤ ``budget``
+    (multiple-choice knapsack by dynamic programming; ties go to more bits).
 
     Example:
         >>> rows = [{"params": 100, "kl": {2: 1.0, 4: 0.1, 8: 0.0}},
@@ -73,47 +78,80 @@ def allocate(rows: list[dict], budget: float, bits: tuple[int, ...] = BIT_CHOICE
     limit = budget * total + 1e-9
     if min(bits) * total > limit:
         raise ConfigError(f"a budget of {budget} bits is below the smallest width {min(bits)}")
-    if len(bits) ** len(rows) <= 100_000:
-        best, best_cost = None, float("inf")
-        for combo in itertools.product(bits, repeat=len(rows)):
-            size = sum(r["params"] * b for r, b in zip(rows, combo, strict=True))
-            cost = sum(r["kl"][b] for r, b in zip(rows, combo, strict=True))
-            if size <= limit and cost < best_cost:
-                best, best_cost = list(combo), cost
-        return best
-    chosen = [max(bits)] * len(rows)
-    size = sum(r["params"] * b for r, b in zip(rows, chosen, strict=True))
-    while size > limit:  # lower the layer whose step down costs least KL per bit saved
-        options = []
-        for i, r in enumerate(rows):
-            lower = [b for b in bits if b < chosen[i]]
-            if lower:
-                b = max(lower)
-                saved = r["params"] * (chosen[i] - b)
-                options.append(((r["kl"][b] - r["kl"][chosen[i]]) / saved, i, b, saved))
-        _, i, b, saved = min(options)
-        chosen[i], size = b, size - saved
-    return chosen
+    unit = max(1, math.ceil(limit / cells))  # sizes are rounded up: what fits here fits
+    cap = int(limit // unit)
+    best = np.full(cap + 1, np.inf)  # best[c]: least summed KL of the layers so far in c units
+    best[0] = 0.0
+    picks: list[np.ndarray] = []
+    for r in rows:
+        new, pick = np.full(cap + 1, np.inf), np.full(cap + 1, -1)
+        for b in sorted(bits, reverse=True):  # strict < below: ties keep the wider width
+            size = math.ceil(r["params"] * b / unit)
+            if size > cap:
+                continue
+            cand = np.full(cap + 1, np.inf)
+            cand[size:] = best[:cap + 1 - size] + r["kl"][b]
+            better = cand < new - 1e-15
+            new[better], pick[better] = cand[better], b
+        best = new
+        picks.append(pick)
+    if not np.isfinite(best).any():
+        raise ConfigError(f"no choice of widths {list(bits)} fits {budget} average bits")
+    c = int(np.flatnonzero(best == best.min()).max())  # the least KL, then the most bits
+    chosen = []
+    for r, pick in zip(reversed(rows), reversed(picks), strict=True):
+        b = int(pick[c])
+        chosen.append(b)
+        c -= math.ceil(r["params"] * b / unit)
+    return chosen[::-1]
+
+
+def _apply(model: nn.Module, cfg: WeightOnly, rows: list[dict], widths: list[int],
+           calib) -> nn.Module:
+    for row, b in zip(rows, widths, strict=True):
+        quantize_weights(model, replace(cfg, bits=b, targets=Targets(
+            types=cfg.targets.types, names=(row["name"],))), calib)
+    return model
 
 
 def allocate_and_quantize(model: nn.Module, cfg: WeightOnly, ctx, budget: float,
                           bits: tuple[int, ...] = BIT_CHOICES) -> dict:
     """Measure sensitivities on validation data, allocate bits, quantize in place.
-    Returns the table (per layer: params, chosen bits, KL and accuracy per width).
+    Returns the table (per layer: params, chosen bits, KL and accuracy per width; and
+    the candidates compared).
+
+    The allocator adds single-layer KLs, which ignores how layer errors interact. So
+    the allocation is checked: it and the uniform width that fits the budget are both
+    applied to copies of the model, and the one with the lower validation KL of the
+    *whole* quantized model is kept. Mixed precision is never worse than uniform on
+    validation.
 
     Example:
         >>> table = allocate_and_quantize(model, WeightOnly(), ctx, 4.0)  # doctest: +SKIP
     """
-    rows = sensitivity(model, cfg, ctx.val_loader(), bits)
-    chosen = allocate(rows, budget, bits)
     calib = list(ctx.calib_loader()) if cfg.method == "gptq" else ()
-    for row, b in zip(rows, chosen, strict=True):
-        row["bits"] = b
-        quantize_weights(model, replace(cfg, bits=b, targets=Targets(
-            types=cfg.targets.types, names=(row["name"],))), calib)
+    val = ctx.val_loader()
+    rows = sensitivity(model, cfg, val, bits, calib)
+    allocated = allocate(rows, budget, bits)
+    candidates = {"allocated": allocated}
+    fits = [b for b in bits if b <= budget + 1e-9]
+    if fits and allocated != [max(fits)] * len(rows):
+        candidates["uniform"] = [max(fits)] * len(rows)
+    ref, y = predict(model, val)
     total = sum(r["params"] for r in rows)
-    return {"budget_bits": budget, "bit_choices": list(bits),
-            "average_bits": sum(r["params"] * r["bits"] for r in rows) / total,
+    compared = []
+    for name, widths in candidates.items():
+        logits, _ = predict(_apply(copy.deepcopy(model), cfg, rows, widths, calib), val)
+        compared.append({"name": name, "bits": widths, "val_kl": _kl(logits, ref),
+                         "val_accuracy": float((logits.argmax(1) == y).float().mean()),
+                         "average_bits": sum(r["params"] * b for r, b in
+                                             zip(rows, widths, strict=True)) / total})
+    best = min(compared, key=lambda c: c["val_kl"])
+    _apply(model, cfg, rows, best["bits"], calib)
+    for row, b in zip(rows, best["bits"], strict=True):
+        row["bits"] = b
+    return {"budget_bits": budget, "bit_choices": list(bits), "chosen": best["name"],
+            "candidates": compared, "average_bits": best["average_bits"],
             "layers": [{**r, "kl": {str(k): v for k, v in r["kl"].items()},
                         "accuracy": {str(k): v for k, v in r["accuracy"].items()}}
                        for r in rows]}
