@@ -64,6 +64,9 @@ EXPERIMENTS = {
     "lenet5-caffe/75%-taylor-global-5steps-kd-10ep": ("lenet5-caffe", StructuredPrune(
         0.75, importance="taylor", scope="global", steps=5, epochs_between=1,
         finetune_epochs=10, lr=1e-3, self_distill=0.7)),
+    "lenet5-caffe/75%-taylor-5steps-kd-t2-20ep": ("lenet5-caffe", StructuredPrune(
+        0.75, importance="taylor", steps=5, epochs_between=1, finetune_epochs=20, lr=1e-3,
+        self_distill=0.7, temperature=2.0)),
     "resnet-small/50%-taylor-global-kd-2steps-16ep": ("resnet-small", StructuredPrune(
         0.5, importance="taylor", scope="global", steps=2, epochs_between=4,
         finetune_epochs=12, lr=1e-3, self_distill=0.7)),

@@ -56,10 +56,37 @@ def ort_runner(path: str | os.PathLike, threads: int = 2) -> Runner:
     return run
 
 
+def _import_openvino():
+    """Import ``openvino`` with ``$HOME`` pointed at a throwaway folder.
+
+    The package sets up its telemetry when it is imported (its model converter is imported
+    too). That writes a client id and usage counts to ``~/intel``, and netpress does not
+    write to the home folder. The telemetry finds that folder through ``$HOME``, so for
+    the import ``$HOME`` is a temporary folder, deleted afterwards. Inference does not
+    touch telemetry.
+    """
+    import sys
+    import tempfile
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    old = os.environ.get("HOME")
+    with tempfile.TemporaryDirectory(prefix="netpress-openvino-") as home:
+        os.environ["HOME"] = home
+        try:
+            import openvino
+        finally:
+            if old is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = old
+    return openvino
+
+
 def openvino_available() -> bool:
     """Whether the optional ``openvino`` extra is installed."""
     try:
-        import openvino  # noqa: F401
+        _import_openvino()
     except ImportError:
         return False
     return True
@@ -75,8 +102,7 @@ def openvino_runner(path: str | os.PathLike, threads: int = 2) -> Runner:
     if not openvino_available():
         raise MissingExtra("OpenVINO is not installed; install the extra with "
                            "`pip install 'netpress[openvino]'` or use --backend onnxruntime")
-    import openvino as ov
-
+    ov = _import_openvino()
     core = ov.Core()
     compiled = core.compile_model(str(path), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
