@@ -63,7 +63,7 @@ def test_allocator_is_exact_against_brute_force():
         total = sum(r["params"] for r in rows)
         budget = rnd.choice([2.5, 3.0, 4.0, 5.5])
 
-        def cost(combo):
+        def cost(combo, rows=rows):
             return sum(r["kl"][b] for r, b in zip(rows, combo, strict=True))
 
         fits = [c for c in itertools.product(widths, repeat=4)
