@@ -108,33 +108,49 @@ def pack_counts(counts: np.ndarray, m: int, g: int | None = None) -> bytes:
     return _to_bytes(f"{m:04b}{best[1]:02b}" + best[0])
 
 
+_MAX_ZEROS = 48  # leading zeros of one code: beyond any level of a count ≤ 2^40
+_MAX_CODE_BITS = 2 * _MAX_ZEROS + _MAX_G + 1
+
+
 def unpack_counts(data: bytes, count: int) -> np.ndarray:
     """Read a table of ``count`` symbols; returns the rounded counts (int64). The table
     must end in its last byte with zero padding, and every level must lie on the grid.
+    A table longer than ``count`` longest codes is refused before it is read, and the
+    bits are read from an array of 8 × its size, so a hostile table costs little memory.
 
     Example:
         >>> unpack_counts(bytes.fromhex('12c3e0'), 3).tolist()
         [0, 1, 256]
     """
-    s = "".join(f"{b:08b}" for b in data)
-    if len(s) < 6:
+    if len(data) > (6 + count * _MAX_CODE_BITS + 7) // 8:
+        raise FormatError(f"ANS count table of {len(data)} bytes is longer than {count} "
+                          "symbols can need")
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    if bits.size < 6:
         raise FormatError("ANS count table is shorter than its 6-bit header")
-    m, g = int(s[:4], 2), int(s[4:6], 2)
+
+    powers = np.left_shift(1, np.arange(_MAX_CODE_BITS, -1, -1, dtype=np.int64))
+
+    def value(a: int, b: int) -> int:  # bits a…b−1 as an unsigned integer, MSB first
+        return int(bits[a:b].astype(np.int64) @ powers[powers.size - (b - a):])
+
+    m, g = value(0, 4), value(4, 6)
     top, pos, prev, vals = _max_level(m), 6, 0, []
     for _ in range(count):
-        zeros = 0
-        while pos < len(s) and s[pos] == "0":
-            zeros += 1
-            pos += 1
-        if zeros > 48 or pos + zeros + g + 1 > len(s):
+        window = bits[pos:pos + _MAX_ZEROS + 1]
+        if not window.any():
             raise FormatError("ANS count table is truncated or holds an impossible count")
-        u = int(s[pos:pos + zeros + g + 1], 2) - (1 << g)
+        zeros = int(window.argmax())
+        pos += zeros
+        if pos + zeros + g + 1 > bits.size:
+            raise FormatError("ANS count table is truncated or holds an impossible count")
+        u = value(pos, pos + zeros + g + 1) - (1 << g)
         pos += zeros + g + 1
         prev += u // 2 if u % 2 == 0 else -(u + 1) // 2
         if not 0 <= prev <= top:
             raise FormatError(f"ANS count table holds a count level {prev} outside 0…{top}")
         vals.append(level_value(prev, m) if prev else 0)
-    if -(-pos // 8) != len(data) or "1" in s[pos:]:
+    if -(-pos // 8) != len(data) or bits[pos:].any():
         raise FormatError("ANS count table has bytes after the last count")
     return np.array(vals, dtype=np.int64)
 

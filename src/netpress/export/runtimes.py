@@ -62,8 +62,9 @@ def _import_openvino():
     The package sets up its telemetry when it is imported (its model converter is imported
     too). That writes a client id and usage counts to ``~/intel``, and netpress does not
     write to the home folder. The telemetry finds that folder through ``$HOME``, so for
-    the import ``$HOME`` is a temporary folder, deleted afterwards. Inference does not
-    touch telemetry.
+    the import ``$HOME`` is a temporary folder holding an opt-out consent file (without
+    one, a fresh folder reads as consent), deleted afterwards. Inference does not touch
+    telemetry. (On Windows the telemetry uses ``%LOCALAPPDATA%``; netpress targets Linux.)
     """
     import sys
     import tempfile
@@ -72,6 +73,9 @@ def _import_openvino():
         return sys.modules["openvino"]
     old = os.environ.get("HOME")
     with tempfile.TemporaryDirectory(prefix="netpress-openvino-") as home:
+        os.makedirs(os.path.join(home, "intel"))
+        with open(os.path.join(home, "intel", "openvino_telemetry"), "w") as f:
+            f.write("0")  # opted out: no client id, no events
         os.environ["HOME"] = home
         try:
             import openvino

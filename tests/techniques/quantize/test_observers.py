@@ -104,3 +104,34 @@ def test_kl_range_searches_both_edges_of_a_skewed_signed_tensor():
     a, b = kl_range(h, float(x.min()), float(x.max()))
     assert -40.0 < a < -6.0 and 0.0 <= b < 20.0  # both outliers clipped, zero kept inside
     assert float(((x < a) | (x > b)).float().mean()) < 0.001
+
+
+def test_exact_zeros_are_counted_apart_through_rebinning():
+    # the range widens batch by batch, so the histogram is rebinned; the zeros must
+    # neither drift into a neighbouring bin nor be lost for percentile/mse
+    from netpress.techniques.quantize.observers import Observer
+
+    torch.manual_seed(1)
+    ob = Observer()
+    total = 0
+    for k in range(1, 4):
+        x = torch.empty(4000).uniform_(-k, 2 * k)
+        x[:1000] = 0.0
+        ob.update(x)
+        total += 1000
+    assert float(ob.zeros) == total and float(ob.hist.sum()) == 3 * 3000
+    full = ob.full_hist()
+    lo, hi = float(ob.min_val), float(ob.max_val)
+    zero_bin = int((0 - lo) / (hi - lo) * full.numel())
+    assert float(full[zero_bin]) >= total and float(full.sum()) == 12_000
+
+
+def test_observer_state_from_before_the_zero_count_loads():
+    from netpress.techniques.quantize.observers import Observer
+
+    ob = Observer()
+    ob.update(torch.randn(100))
+    state = {k: v for k, v in ob.state_dict().items() if k != "zeros"}
+    fresh = Observer()
+    fresh.load_state_dict(state)  # strict: the missing count defaults to 0
+    assert float(fresh.zeros) == 0.0 and torch.equal(fresh.hist, ob.hist)

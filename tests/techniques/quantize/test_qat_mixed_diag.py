@@ -50,6 +50,14 @@ def test_allocator_meets_budget_and_prefers_sensitive_layers():
     assert mean <= 4.0 and bits[0] > bits[2]
 
 
+def test_allocator_on_large_layers_fits_the_budget_and_the_narrowest_width():
+    # lenet-300-100's sizes: the table is coarsened (unit > 1) and must stay feasible
+    sizes = (235_200, 30_000, 1_000)
+    rows = [{"params": p, "kl": {2: 10.0, 3: 1.0, 4: 0.0, 5: 0.0, 6: 0.0, 8: 0.0}} for p in sizes]
+    assert allocate(rows, 2.0) == [2, 2, 2]
+    assert allocate(rows, 4.0) == [4, 4, 4]
+
+
 def test_allocator_is_exact_against_brute_force():
     import itertools
     import random

@@ -106,12 +106,13 @@ def _clipped(aq: ActQuant) -> dict:
         else (0, 2**aq.bits - 1)
     r_lo = (qmin - float(aq.zero_point)) * float(aq.scale)
     r_hi = (qmax - float(aq.zero_point)) * float(aq.scale)
-    n = ob.hist.numel()
+    h = ob.full_hist()
+    n = h.numel()
     centres = lo + (torch.arange(n, dtype=torch.float64) + 0.5) * (hi - lo) / n
     half = float(aq.scale) / 2  # within half a step of the grid's ends is rounding, not clipping
-    out = float(ob.hist[(centres < r_lo - half) | (centres > r_hi + half)].sum())
+    out = float(h[(centres < r_lo - half) | (centres > r_hi + half)].sum())
     return {"range": [r_lo, r_hi], "seen": [lo, hi],
-            "clipped_share": out / max(float(ob.hist.sum()), 1.0)}
+            "clipped_share": out / max(float(h.sum()), 1.0)}
 
 
 @torch.no_grad()

@@ -7,9 +7,10 @@ validation-set KL divergence of the model's outputs from the float model's is re
 The allocator then picks one bit width per layer minimising the summed sensitivities
 subject to ``Σ params_l · b_l ≤ budget · Σ params_l`` (the idea of HAQ, Wang et al. 2019,
 with a measured cost table instead of a learned agent). That is a multiple-choice
-knapsack, solved exactly by dynamic programming over the bit budget (sizes rounded up to
-a unit that keeps the table under ~200k cells, so a choice it returns always fits). The
-chosen widths are then applied layer by layer in model order.
+knapsack, solved by dynamic programming over the bit budget: exactly when the budget
+leaves up to 200k parameter·bits above the narrowest width, else on a coarser unit with
+the answer checked exactly against the budget. The chosen widths are then applied layer
+by layer in model order.
 """
 
 from __future__ import annotations
@@ -78,15 +79,31 @@ def allocate(rows: list[dict], budget: float, bits: tuple[int, ...] = BIT_CHOICE
     limit = budget * total + 1e-9
     if min(bits) * total > limit:
         raise ConfigError(f"a budget of {budget} bits is below the smallest width {min(bits)}")
-    unit = max(1, math.ceil(limit / cells))  # sizes are rounded up: what fits here fits
-    cap = int(limit // unit)
+    # The knapsack holds the bits above the narrowest width, so the narrowest everywhere
+    # always fits. Up to `cells` parameter·bits of slack it is exact (unit 1); beyond,
+    # sizes are counted in units (rounded down) and the answer is checked exactly: if it
+    # overshoots, the capacity shrinks by the overshoot and the search runs again.
+    low = min(bits)
+    slack = limit - low * total
+    unit = max(1, math.ceil(slack / cells))
+    cap = int(slack // unit)
+    while True:
+        chosen = _knapsack(rows, bits, low, unit, cap)
+        over = sum(r["params"] * (b - low) for r, b in zip(rows, chosen, strict=True)) - slack
+        if over <= 0:
+            return chosen
+        cap = max(0, cap - max(1, math.ceil(over / unit)))
+
+
+def _knapsack(rows: list[dict], bits: tuple[int, ...], low: int, unit: int,
+              cap: int) -> list[int]:
     best = np.full(cap + 1, np.inf)  # best[c]: least summed KL of the layers so far in c units
     best[0] = 0.0
     picks: list[np.ndarray] = []
     for r in rows:
         new, pick = np.full(cap + 1, np.inf), np.full(cap + 1, -1)
         for b in sorted(bits, reverse=True):  # strict < below: ties keep the wider width
-            size = math.ceil(r["params"] * b / unit)
+            size = r["params"] * (b - low) // unit
             if size > cap:
                 continue
             cand = np.full(cap + 1, np.inf)
@@ -95,14 +112,12 @@ def allocate(rows: list[dict], budget: float, bits: tuple[int, ...] = BIT_CHOICE
             new[better], pick[better] = cand[better], b
         best = new
         picks.append(pick)
-    if not np.isfinite(best).any():
-        raise ConfigError(f"no choice of widths {list(bits)} fits {budget} average bits")
     c = int(np.flatnonzero(best == best.min()).max())  # the least KL, then the most bits
     chosen = []
     for r, pick in zip(reversed(rows), reversed(picks), strict=True):
         b = int(pick[c])
         chosen.append(b)
-        c -= math.ceil(r["params"] * b / unit)
+        c -= r["params"] * (b - low) // unit
     return chosen[::-1]
 
 

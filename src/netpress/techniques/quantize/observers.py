@@ -203,10 +203,26 @@ class Observer(nn.Module):
         self.register_buffer("ema_min", torch.tensor(0.0))
         self.register_buffer("ema_max", torch.tensor(0.0))
         self.register_buffer("batches", torch.tensor(0))
+        # the histograms hold the nonzero values; exact zeros are counted apart, because
+        # rebinning moves a bin's mass and the spike of a ReLU's zeros must stay at 0
         self.register_buffer("hist", torch.zeros(bins, dtype=torch.float64))
         self.register_buffer("abs_hist", torch.zeros(bins, dtype=torch.float64))
         self.register_buffer("abs_max", torch.tensor(0.0))
-        self.register_buffer("zeros", torch.tensor(0.0, dtype=torch.float64))  # exact zeros seen
+        self.register_buffer("zeros", torch.tensor(0.0, dtype=torch.float64))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # state saved before exact zeros were counted apart: they are in the histograms
+        state_dict.setdefault(prefix + "zeros", torch.tensor(0.0, dtype=torch.float64))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def full_hist(self) -> torch.Tensor:
+        """The histogram over ``[min, max]`` with the exact zeros put back in 0's bin."""
+        lo, hi = float(self.min_val), float(self.max_val)
+        h = self.hist.clone()
+        if float(self.zeros) and lo <= 0.0 <= hi:
+            n = h.numel()
+            h[min(n - 1, int((0.0 - lo) / max(hi - lo, 1e-30) * n))] += self.zeros
+        return h
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -228,13 +244,14 @@ class Observer(nn.Module):
             self.hist.copy_(rebin(self.hist, old_lo, old_hi, lo, hi))
         self.min_val.fill_(lo)
         self.max_val.fill_(hi)
-        self.hist.add_(torch.histc(x, self.hist.numel(), lo, hi))
+        nonzero = x[x != 0]
+        self.zeros.add_(float(x.numel() - nonzero.numel()))
+        self.hist.add_(torch.histc(nonzero, self.hist.numel(), lo, hi))
         amax_old, amax = float(self.abs_max), max(float(self.abs_max), abs(lo), abs(hi))
         if int(self.batches) > 0 and amax > amax_old:
             self.abs_hist.copy_(rebin(self.abs_hist, 0.0, amax_old, 0.0, amax))
         self.abs_max.fill_(amax)
-        self.abs_hist.add_(torch.histc(x.abs(), self.abs_hist.numel(), 0.0, amax))
-        self.zeros.add_(float((x == 0).sum()))
+        self.abs_hist.add_(torch.histc(nonzero.abs(), self.abs_hist.numel(), 0.0, amax))
         self.batches.add_(1)
 
     def range(self, method: Method, bits: int, symmetric: bool,
@@ -248,21 +265,18 @@ class Observer(nn.Module):
         if method == "ema":
             return float(self.ema_min), float(self.ema_max)
         if method == "percentile":
-            return percentile_range(self.hist, lo, hi, percentile)
+            return percentile_range(self.full_hist(), lo, hi, percentile)
         if method == "mse":
-            return mse_range(self.hist, lo, hi, bits, symmetric)
+            return mse_range(self.full_hist(), lo, hi, bits, symmetric)
         if method == "kl":
             # exact zeros (ReLU's) sit on every grid that holds 0 and carry no error; left
             # in, their spike in one bin makes the search favour tiny ranges (after a ReLU
-            # it clipped 7–12 % of the values of the zoo's hidden layers)
-            hist, abs_hist = self.hist.clone(), self.abs_hist.clone()
-            zb = min(hist.numel() - 1, max(0, int((0.0 - lo) / max(hi - lo, 1e-30) * hist.numel())))
-            hist[zb] = (hist[zb] - self.zeros).clamp(min=0)
-            abs_hist[0] = (abs_hist[0] - self.zeros).clamp(min=0)
-            if float(hist.sum()) <= 0:
+            # it clipped 7–12 % of the values of the zoo's hidden layers). The histograms
+            # hold the nonzero values only.
+            if float(self.hist.sum()) <= 0:
                 return lo, hi
             if not symmetric:  # the uint8 grid spends its 2^bits levels on [lo, hi]
-                return kl_range(hist, lo, hi, bits)
-            t = kl_threshold(abs_hist, float(self.abs_max), bits, signed=True)
+                return kl_range(self.hist, lo, hi, bits)
+            t = kl_threshold(self.abs_hist, float(self.abs_max), bits, signed=True)
             return max(lo, -t), min(hi, t)
         raise ValueError(f"unknown observer method {method!r}; choose one of {METHODS}")
