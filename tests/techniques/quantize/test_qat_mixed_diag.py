@@ -136,3 +136,6 @@ def test_static_diagnosis_finds_the_layer_whose_range_clips(mlp, digits):
     assert row["3"]["model_output_sqnr_db"] < row["1"]["model_output_sqnr_db"] - 10
     assert row["5"]["accumulated_output_sqnr_db"] < row["5"]["output_sqnr_db"]  # the error carried on
     assert all(a.mode == "quant" for _, a in act_quants(q))  # everything switched back on
+    q[1].output_quant.mode = "off"  # a quantizer the caller turned off stays off
+    diagnose_static(mlp, q, digits.val[0][:50])
+    assert q[1].output_quant.mode == "off" and q[3].input_quant.mode == "quant"

@@ -122,8 +122,8 @@ def diagnose_static(model: nn.Module, quantized: nn.Module, x: torch.Tensor,
 
     ``quantized`` is ``apply_static_int8``'s result (BatchNorm folded, quantizers frozen);
     ``model`` the float model it came from. The float reference is ``model`` with the
-    same BatchNorms folded, so layer outputs compare name by name. Quantizers are
-    switched back on before returning.
+    same BatchNorms folded, so layer outputs compare name by name. Every quantizer is
+    left as it was found.
 
     Example:
         >>> import copy
@@ -143,6 +143,8 @@ def diagnose_static(model: nn.Module, quantized: nn.Module, x: torch.Tensor,
     names = [n for n, m in quantized.named_modules() if _quantizers(m)]
     ref = _outputs(ref_model, names, x)
     mods = dict(quantized.named_modules())
+    saved = {m: m.mode if isinstance(m, ActQuant) else m.enabled for m in quantized.modules()
+             if isinstance(m, ActQuant | WeightQuant)}
     try:
         _switch(quantized, None)
         full = _outputs(quantized, names, x)
@@ -163,7 +165,11 @@ def diagnose_static(model: nn.Module, quantized: nn.Module, x: torch.Tensor,
                     row[where.split("_")[0]] = _clipped(getattr(mod, where))
             rows.append(row)
     finally:
-        _switch(quantized, None)
+        for m, state in saved.items():  # every quantizer back as it was
+            if isinstance(m, ActQuant):
+                m.mode = state
+            else:
+                m.enabled = state
     ranked = sorted(rows, key=lambda r: r["model_output_sqnr_db"])
     return {"scheme": "int8-static", "layers": rows,
             "model_output_sqnr_db": sqnr_db(ref["__model__"], full["__model__"]),
