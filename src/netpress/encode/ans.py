@@ -14,7 +14,8 @@ gap alphabet have similar counts. Encoder and decoder build the *same*
 ``Categorical`` model from the rounded counts (integers, exact as float64;
 ``perfect=False`` is a deterministic fixed-point approximation). Coarser counts cost
 payload (a relative error δ costs about δ²/2 nats per symbol) and save table bits;
-``ans_encode`` tries every ``m`` and ``g`` and keeps the smallest table + payload, so
+``ans_encode`` tries ``m = 0, 1, …`` until the rounded counts are exact (and every ``g``)
+and keeps the smallest table + payload, so
 long streams get near-exact counts and short ones a table of a few bits per symbol.
 The payload is constriction's 32-bit words, little-endian.
 
@@ -183,12 +184,12 @@ def ans_encode(symbols: np.ndarray, alphabet: int) -> tuple[bytes, bytes]:
     s32 = s.astype(np.int32)
     best, seen = None, set()
     for m in range(_MAX_M + 1):
-        table = pack_counts(counts, m)
-        rounded = unpack_counts(table, alphabet)
+        rounded = np.array([level_value(count_level(c, m), m) if c else 0
+                            for c in counts.tolist()], dtype=np.int64)
         key = rounded.tobytes()
         if key not in seen:
             seen.add(key)
-            pair = (table, _encode(s32, rounded))
+            pair = (pack_counts(counts, m), _encode(s32, rounded))
             if best is None or len(pair[0]) + len(pair[1]) < len(best[0]) + len(best[1]):
                 best = pair
         if np.array_equal(rounded, counts):

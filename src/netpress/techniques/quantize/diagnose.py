@@ -28,7 +28,7 @@ from torch.nn.utils import parametrize
 from ...targets import Targets
 from .bnfold import fold_batchnorm
 from .modules import ActQuant, WeightQuant
-from .primitives import sqnr_db
+from .primitives import qrange, sqnr_db
 from .weight_only import WeightOnly, quantize_weights
 
 
@@ -102,8 +102,7 @@ def _switch(model: nn.Module, on: set[int] | None) -> None:
 def _clipped(aq: ActQuant) -> dict:
     ob = aq.observer
     lo, hi = float(ob.min_val), float(ob.max_val)
-    qmin, qmax = (-(2 ** (aq.bits - 1)), 2 ** (aq.bits - 1) - 1) if aq.symmetric \
-        else (0, 2**aq.bits - 1)
+    qmin, qmax = qrange(aq.bits, aq.symmetric)
     r_lo = (qmin - float(aq.zero_point)) * float(aq.scale)
     r_hi = (qmax - float(aq.zero_point)) * float(aq.scale)
     h = ob.full_hist()

@@ -92,6 +92,17 @@ def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float((p[mask] * torch.log(p[mask] / q[mask].clamp(min=1e-12))).sum())
 
 
+def _quantized_like(p: torch.Tensor, levels: int) -> torch.Tensor:
+    """``p`` merged into ``levels`` equal groups of bins, each group's mass spread evenly
+    over its non-empty bins (TensorRT's expansion)."""
+    i = p.numel()
+    nz = (p > 0).double()
+    gid = torch.arange(i) * levels // i
+    total = torch.zeros(levels, dtype=torch.float64).index_add_(0, gid, p)
+    cnt = torch.zeros(levels, dtype=torch.float64).index_add_(0, gid, nz)
+    return nz * (total / cnt.clamp(min=1))[gid]
+
+
 def kl_threshold(abs_hist: torch.Tensor, amax: float, bits: int = 8, signed: bool = True) -> float:
     """TensorRT entropy calibration on a histogram of ``|x|`` over ``[0, amax]``: the
     threshold whose quantization keeps the distribution closest in KL. A signed grid spends
@@ -111,26 +122,10 @@ def kl_threshold(abs_hist: torch.Tensor, amax: float, bits: int = 8, signed: boo
     for i in range(levels, n + 1, max(1, (n - levels) // 256)):
         p = abs_hist[:i].clone()
         p[-1] += abs_hist[i:].sum()
-        nz = (abs_hist[:i] > 0).double()
-        gid = torch.arange(i) * levels // i
-        total = torch.zeros(levels, dtype=torch.float64).index_add_(0, gid, abs_hist[:i])
-        cnt = torch.zeros(levels, dtype=torch.float64).index_add_(0, gid, nz)
-        q = nz * (total / cnt.clamp(min=1))[gid]
-        kl = _kl(p, q)
+        kl = _kl(p, _quantized_like(abs_hist[:i], levels))
         if kl < best_kl:
             best_kl, best_i = kl, i
     return best_i * amax / n
-
-
-def _quantized_like(p: torch.Tensor, levels: int) -> torch.Tensor:
-    """``p`` merged into ``levels`` equal groups of bins, each group's mass spread evenly
-    over its non-empty bins (TensorRT's expansion)."""
-    i = p.numel()
-    nz = (p > 0).double()
-    gid = torch.arange(i) * levels // i
-    total = torch.zeros(levels, dtype=torch.float64).index_add_(0, gid, p)
-    cnt = torch.zeros(levels, dtype=torch.float64).index_add_(0, gid, nz)
-    return nz * (total / cnt.clamp(min=1))[gid]
 
 
 def kl_range(hist: torch.Tensor, lo: float, hi: float, bits: int = 8,
