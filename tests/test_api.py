@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from netpress.api import bake
+from netpress.bake import bake
 
 
 class Half(nn.Module):

@@ -8,15 +8,15 @@ Example:
     300
 """
 
-__version__ = "0.1.0"
-
-from .api import bake, compress, evaluate, load_model, profile, train  # noqa: E402
-from .config import Config, register  # noqa: E402
-from .context import Context  # noqa: E402
-from .data import load_split  # noqa: E402
-from .errors import NetpressError  # noqa: E402
-from .io import load_weights, save_weights  # noqa: E402
-from .targets import Targets  # noqa: E402
+from .api import compress, evaluate, load_model, profile, train
+from .bake import bake
+from .config import Config, register
+from .context import Context
+from .data import load_split
+from .errors import NetpressError
+from .io import load_weights, save_weights
+from .targets import Targets
+from .version import __version__
 
 __all__ = ["Config", "Context", "NetpressError", "Targets", "bake", "compress", "evaluate",
            "load_model", "load_split", "load_weights", "profile", "register", "save_weights",

@@ -10,15 +10,17 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
+from .bake import bake
 from .config import Config, apply
 from .context import Context
 from .data.loaders import ArrayLoader
 from .data.splits import Split
-from .evaluate.metrics import EvalResult, evaluate_logits, predict
+from .evaluate.metrics import EvalResult, evaluate_logits
 from .io import load_into, load_weights, save_weights
 from .profile.record import measure
+from .tasks.base import Task, TaskResult
+from .tasks.classification import as_task
 from .train import TrainResult, fit
 from .zoo import build_model, zoo_entry
 
@@ -85,47 +87,32 @@ def train(
     return model, result
 
 
-def profile(model: nn.Module, split: Split, name: str = "model", **kw) -> dict:
+def profile(model: nn.Module, data: Task | Split, name: str = "model", **kw) -> dict:
     """Measure ``model`` alone: the record of DESIGN.md with itself as baseline."""
-    return measure(model, split, name, **kw)
+    return measure(model, data, name, **kw)
 
 
 def evaluate(
-    model: nn.Module, split: Split, reference: nn.Module | None = None, part: str = "test"
-) -> EvalResult:
-    """Top-1/top-5/per-class accuracy on ``part`` and, with ``reference``, agreement and KL.
+    model: nn.Module, data: Task | Split, reference: nn.Module | None = None, part: str = "test"
+) -> EvalResult | TaskResult:
+    """The task's metrics on ``part`` and, with ``reference``, the comparison with it.
+
+    Classifiers give an ``EvalResult`` (top-1/top-5/per-class accuracy; agreement and KL
+    with a reference); other tasks a ``TaskResult`` (its score — cosine for embeddings,
+    next-token accuracy for language models — metrics and comparison). Both have
+    ``accuracy`` (the score), ``n`` and ``as_dict()``.
 
     Example:
         >>> from netpress.data import load_split
         >>> evaluate(load_model("lenet5"), load_split("digits")).n
         300
     """
-    x, y = getattr(split, part)
-    loader = ArrayLoader(x, y, batch_size=1000)
-    logits, labels = predict(model, loader)
-    ref = predict(reference, loader)[0] if reference is not None else None
-    return evaluate_logits(logits, labels, split.num_classes, ref)
-
-
-def bake(model: nn.Module) -> nn.Module:
-    """Fold every parametrization (masks, fake-quantizers) into plain weights. Idempotent.
-
-    Safe on a deep copy: ``copy.deepcopy`` shares each module's dynamically created
-    ``Parametrized<Class>`` with the original, and ``remove_parametrizations`` deletes
-    properties from that class; so each module first gets a private copy of its class.
-
-    Example:
-        >>> import copy
-        >>> from netpress.techniques.prune.masking import apply_masks  # doctest: +SKIP
-        >>> baked = bake(copy.deepcopy(model))  # doctest: +SKIP
-    """
-    for m in model.modules():
-        if parametrize.is_parametrized(m):
-            cls = type(m)
-            m.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
-            for name in list(m.parametrizations.keys()):
-                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
-    return model
+    task = as_task(data)
+    if not task.classes:
+        return task.evaluate(model, part, reference)
+    logits, labels = task.predict(model, part)
+    ref = task.predict(reference, part)[0] if reference is not None else None
+    return evaluate_logits(logits, labels, task.num_classes, ref)
 
 
 def compress(model: nn.Module, stages: Sequence[Config], ctx: Context) -> nn.Module:
@@ -133,3 +120,6 @@ def compress(model: nn.Module, stages: Sequence[Config], ctx: Context) -> nn.Mod
     for cfg in stages:
         model = apply(model, cfg, ctx)
     return model
+
+
+__all__ = ["bake", "compress", "evaluate", "load_model", "profile", "train"]

@@ -1,4 +1,5 @@
-"""The context a technique sees: data loaders, evaluation, the trainer, seed, workspace."""
+"""The context a technique sees: the task (the only door to data), the trainer, seed,
+threads and workspace."""
 
 from __future__ import annotations
 
@@ -7,62 +8,77 @@ from pathlib import Path
 
 from torch import nn
 
+from .batches import Inputs
 from .data.loaders import ArrayLoader
 from .data.splits import Split
-from .evaluate.metrics import accuracy
-from .train import LossFn, TrainResult, cross_entropy_loss, fit
+from .tasks.base import Task
+from .tasks.classification import as_task
+from .train import LossFn, TrainResult, fit
 
 
 @dataclass
 class Context:
     """Everything a stage may use besides the model.
 
+    ``task`` is a ``Task``; a bare ``Split`` of images is taken as image classification.
+
     Example:
         >>> from netpress.data import load_split
         >>> ctx = Context(load_split("digits"))
-        >>> ctx.train_loader().num_examples
-        1197
+        >>> ctx.task.kind, ctx.train_loader().num_examples
+        ('image-classification', 1197)
     """
 
-    split: Split
+    task: Task | Split
     seed: int = 0
     threads: int = 2
     batch_size: int = 128
     eval_batch_size: int = 1000
     workspace: Path = field(default_factory=lambda: Path(".netpress"))
 
+    def __post_init__(self) -> None:
+        self.task = as_task(self.task)
+
+    @property
+    def data_name(self) -> str:
+        """The data set's name, as records and run folders show it."""
+        return self.task.name
+
     def train_loader(self, batch_size: int | None = None) -> ArrayLoader:
         """Shuffled training batches (seeded)."""
-        return ArrayLoader(*self.split.train, batch_size=batch_size or self.batch_size,
-                           shuffle=True, seed=self.seed)
+        return self.task.loader("train", batch_size or self.batch_size, shuffle=True, seed=self.seed)
 
     def val_loader(self) -> ArrayLoader:
         """Validation batches: the data tuning decisions are made on."""
-        return ArrayLoader(*self.split.val, batch_size=self.eval_batch_size)
+        return self.task.loader("val", self.eval_batch_size)
 
     def calib_loader(self, batch_size: int = 256) -> ArrayLoader:
         """Calibration batches, drawn from the training set."""
-        return ArrayLoader(*self.split.calib, batch_size=batch_size)
+        return self.task.loader("calib", batch_size)
 
     def test_loader(self) -> ArrayLoader:
         """Held-out test batches: for final figures only, never for tuning."""
-        return ArrayLoader(*self.split.test, batch_size=self.eval_batch_size)
+        return self.task.loader("test", self.eval_batch_size)
+
+    def example_inputs(self, n: int = 1, part: str = "train") -> Inputs:
+        """``n`` example inputs (training data by default: never test data for choices)."""
+        return self.task.example_inputs(n, part)
 
     def evaluate(self, model: nn.Module) -> float:
-        """Validation top-1 accuracy (0..1)."""
-        return accuracy(model, self.val_loader())
+        """The task's validation score (top-1 accuracy for classifiers; 0..1)."""
+        return self.task.score(model, "val")
 
     def finetune(
         self,
         model: nn.Module,
         epochs: int,
         lr: float = 1e-4,
-        loss_fn: LossFn = cross_entropy_loss,
+        loss_fn: LossFn | None = None,
         on_step=None,
         params=None,
         description: str = "fine-tune",
     ) -> TrainResult:
-        """Fine-tune ``model`` in place with the shared training loop."""
-        return fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed, loss_fn=loss_fn,
-                   on_step=on_step, params=params, threads=self.threads,
-                   description=description)
+        """Fine-tune ``model`` in place with the shared loop; the task's loss by default."""
+        return fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed,
+                   loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
+                   threads=self.threads, description=description)

@@ -16,15 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batches import Inputs, call
 from .data.loaders import ArrayLoader
 from .ui import progress
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[[nn.Module, Inputs, torch.Tensor], torch.Tensor]
 
 
-def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The default loss: cross-entropy of the model's logits."""
-    return F.cross_entropy(model(x), y)
+def cross_entropy_loss(model: nn.Module, x: Inputs, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a classifier's logits: ``fit``'s loss when no task gives one."""
+    return F.cross_entropy(call(model, x), y)
 
 
 @dataclass

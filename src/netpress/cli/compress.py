@@ -15,7 +15,6 @@ from ..encode.artifact import decode_artifact, model_from_artifact
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
 from ..errors import NetpressError
-from ..evaluate.behaviour import behaviour
 from ..evaluate.metrics import predict
 from ..io import write_bytes, write_json
 from ..pipeline.recipe import load_recipe
@@ -95,7 +94,7 @@ def write_run_files(folder: Path, baseline, compressed, ctx: Context) -> None:
         write_json(folder / "sensitivity.json", sensitivity_file(baseline, ctx))
     write_json(folder / "histograms.json", histograms_file(baseline, compressed))
     ui.info("validating behaviour on test data: per class, calibration, noise, FGSM")
-    write_json(folder / "behaviour.json", behaviour(compressed, baseline, ctx.split, seed=ctx.seed))
+    write_json(folder / "behaviour.json", ctx.task.behaviour(compressed, baseline, seed=ctx.seed))
 
 
 def print_report(rec: dict, info: dict) -> None:

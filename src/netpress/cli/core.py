@@ -10,6 +10,7 @@ from rich.table import Table
 from .. import api, ui
 from ..errors import NetpressError
 from ..profile.table import layer_table, summary_table
+from ..version import __version__
 from .common import (
     DataDirOpt,
     DataOpt,
@@ -122,7 +123,7 @@ def register_commands(app: typer.Typer) -> None:
                **({"artifact": artifact} if artifact is not None else {}),
                "baseline_accuracy": ref_acc,
                "accuracy_drop_pp": None if ref_acc is None else (ref_acc - res.accuracy) * 100,
-               "netpress_version": __import__("netpress").__version__}
+               "netpress_version": __version__}
         if json_out:
             emit_json(rec)
             return

@@ -12,12 +12,16 @@ from collections.abc import Iterator
 
 import torch
 
+from ..batches import count, take
 from ..errors import DataError
 from .splits import Split
 
 
 class ArrayLoader:
     """Iterate ``(x, y)`` batches over tensors; shuffled deterministically per epoch.
+
+    ``x`` may be one tensor, a tuple or a dict of tensors (e.g. ``input_ids`` and
+    ``attention_mask``); every tensor is sliced along its first dimension.
 
     Example:
         >>> xs, ys = torch.zeros(10, 1, 2, 2), torch.arange(10)
@@ -27,15 +31,15 @@ class ArrayLoader:
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x,
         y: torch.Tensor,
         batch_size: int = 256,
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        if len(x) != len(y):
-            raise DataError(f"{len(x)} inputs but {len(y)} labels")
+        if count(x) != len(y):
+            raise DataError(f"{count(x)} inputs but {len(y)} labels")
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -44,16 +48,16 @@ class ArrayLoader:
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.x)
+        n = count(self.x)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
     def num_examples(self) -> int:
         """Number of examples in one pass."""
-        return len(self.x)
+        return count(self.x)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
+        n = count(self.x)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(n, generator=g)
@@ -63,10 +67,10 @@ class ArrayLoader:
         for i in range(len(self)):
             sl = slice(i * self.batch_size, min(n, (i + 1) * self.batch_size))
             if order is None:
-                yield self.x[sl], self.y[sl]
+                yield take(self.x, sl), self.y[sl]
             else:
                 idx = order[sl]
-                yield self.x[idx], self.y[idx]
+                yield take(self.x, idx), self.y[idx]
 
 
 BUILTIN = ("fashion-mnist", "digits")

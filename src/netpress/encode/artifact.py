@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import __version__
 from ..errors import FormatError
 from ..io import load_into, write_bytes
 from ..techniques.edits import rebuild, structure_of
+from ..version import __version__
 from ..zoo import build_model
 from .container import pack_container, unpack_container
 from .tensors import Coder, IndexKind, decode_tensor, encode_tensor
@@ -41,7 +41,7 @@ def baked_state(model: nn.Module) -> dict[str, torch.Tensor]:
         >>> sorted(baked_state(lin))
         ['bias', 'weight']
     """
-    from ..api import bake
+    from ..bake import bake
     from ..techniques.edits import unique_state
 
     state = unique_state(bake(copy.deepcopy(model)))  # a tied tensor is kept once
@@ -59,7 +59,7 @@ def baked_parts(model: nn.Module, spec: str) -> tuple[dict[str, torch.Tensor], d
         >>> structure
         {'edits': [], 'resized': False}
     """
-    from ..api import bake
+    from ..bake import bake
     from ..techniques.edits import unique_state
 
     baked = bake(copy.deepcopy(model))

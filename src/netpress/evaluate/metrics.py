@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..batches import call
 from ..data.loaders import ArrayLoader
 
 
@@ -25,7 +26,7 @@ def predict(model: nn.Module, loader: ArrayLoader) -> tuple[torch.Tensor, torch.
     model.eval()
     outs, ys = [], []
     for x, y in loader:
-        outs.append(model(x).float())
+        outs.append(call(model, x).float())
         ys.append(y)
     model.train(was_training)
     return torch.cat(outs), torch.cat(ys)

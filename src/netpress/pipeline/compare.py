@@ -19,7 +19,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ..api import bake, evaluate
+from ..api import evaluate
+from ..bake import bake
 from ..config import Config, apply
 from ..context import Context
 from ..encode.artifact import artifact_bytes, baked_state, decode_artifact, model_from_artifact
@@ -110,9 +111,9 @@ def compare_techniques(model: nn.Module, spec: str, ctx: Context, out_dir: str |
     files.mkdir(parents=True, exist_ok=True)
     base = copy.deepcopy(model).eval()
     base_val = ctx.evaluate(base)
-    base_test = evaluate(base, ctx.split).accuracy
+    base_test = evaluate(base, ctx.task).accuracy
     base_size = 4 * sum(p.numel() for p in base.parameters())
-    example = ctx.split.val[0][:1]
+    example = ctx.task.example_inputs(1, "val")
     base_file = save_weights(base, files / "baseline.safetensors")
     rows = [{"technique": "baseline", "settings": "fp32", "size_bytes": file_size(base_file),
              "size_source": "fp32 safetensors", "file": str(base_file),
@@ -128,7 +129,7 @@ def compare_techniques(model: nn.Module, spec: str, ctx: Context, out_dir: str |
         path = files / f"{i:02d}-{rung.technique.replace(' ', '-')}{_suffix(rung.form)}"
         size, deployed = _deployed(work, rung.form, spec, path)
         acc = ctx.evaluate(deployed)
-        test = evaluate(deployed, ctx.split).accuracy
+        test = evaluate(deployed, ctx.task).accuracy
         drop = (base_val - acc) * 100
         rows.append({"technique": rung.technique, "settings": rung.settings,
                      "config": cfg.to_dict(), "size_bytes": size,
@@ -148,7 +149,7 @@ def compare_techniques(model: nn.Module, spec: str, ctx: Context, out_dir: str |
             best_per.setdefault(r["technique"], None)
     ok = [r for r in best_per.values() if r is not None]
     best = min(ok, key=lambda r: (r["size_bytes"], -r["accuracy"])) if ok else None
-    result = {"version": 1, "kind": "compare", "model": spec, "data": ctx.split.name,
+    result = {"version": 1, "kind": "compare", "model": spec, "data": ctx.data_name,
               "seed": ctx.seed, "threads": threads, "epochs": epochs,
               "max_acc_drop_pp": max_acc_drop, "baseline_val_accuracy": base_val,
               "baseline_test_accuracy": base_test, "baseline_size_bytes": base_size,

@@ -4,17 +4,19 @@ Pareto front of a set of results, and the training context of a (fractional) epo
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ..batches import take
 from ..context import Context
 from ..data.splits import Split
 from ..errors import ConfigError
 from ..profile.timing import measure_many, torch_runner
+from ..tasks.base import Task
+from ..tasks.classification import as_task
 
 
 def batch1_latency_ms(model: nn.Module, example: torch.Tensor, threads: int = 2,
@@ -53,7 +55,7 @@ def pareto_front(points: dict[int, Sequence[float]]) -> list[int]:
                   if not any(dominates(q, p) for j, q in points.items() if j != k))
 
 
-def training_context(split: Split, epochs: float, seed: int = 0,
+def training_context(data: Task | Split, epochs: float, seed: int = 0,
                      threads: int = 2) -> tuple[Context, int]:
     """The context and whole epoch count of an epoch budget: ``epochs`` ≥ 1 must be whole
     and trains on every training image; 0 < ``epochs`` < 1 trains one epoch on a seeded
@@ -69,10 +71,11 @@ def training_context(split: Split, epochs: float, seed: int = 0,
         raise ConfigError(f"--epochs {epochs}: use a whole number of epochs (1, 2, …) or a "
                           "fraction below 1 (e.g. 0.25 trains on a quarter of the training set)")
     if epochs >= 1:
-        return Context(split, seed=seed, threads=threads), int(epochs)
-    x, y = split.train
-    n = max(1, math.ceil(epochs * len(x)))
+        return Context(data, seed=seed, threads=threads), int(epochs)
+    task = as_task(data)
+    x, y = task.part("train")
+    n = max(1, math.ceil(epochs * len(y)))
     g = torch.Generator().manual_seed(seed + 104_729)
-    idx, _ = torch.sort(torch.randperm(len(x), generator=g)[:n])
-    sub = dataclasses.replace(split, train=(x[idx], y[idx]))
+    idx, _ = torch.sort(torch.randperm(len(y), generator=g)[:n])
+    sub = task.with_part("train", take(x, idx), y[idx])
     return Context(sub, seed=seed, threads=threads), 1

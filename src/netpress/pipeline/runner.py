@@ -83,7 +83,7 @@ class RunResult:
 def _run_info(recipe: Recipe, ctx: Context, spec: str, meta: dict, base_val: float,
               stages: list[StageResult], status: str) -> dict:
     return {"version": RUN_VERSION, "kind": "compress", "model": spec, "seed": ctx.seed,
-            "threads": ctx.threads, "data": ctx.split.name, **meta, "status": status,
+            "threads": ctx.threads, "data": ctx.data_name, **meta, "status": status,
             "recipe": recipe.to_dict(), "baseline_val_accuracy": base_val,
             "stages": [asdict(s) for s in stages]}
 
@@ -182,11 +182,11 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
                 f"stage {i + 1} ({type(cfg).__name__}) lowered validation accuracy by "
                 f"{check['drop_pp']:.2f} pp, more than its check allows ({check['max_drop_pp']} pp);"
                 " make the stage gentler (or add fine-tuning) or raise check.max_drop_pp")
-    test_acc = evaluate(model, ctx.split).accuracy
+    test_acc = evaluate(model, ctx.task).accuracy
     say("encoding")
     metrics = {"baseline_val_accuracy": base_val, "test_accuracy": test_acc,
                "val_accuracy": results[-1].val_accuracy if results else base_val,
-               "seed": ctx.seed, "data": ctx.split.name}
+               "seed": ctx.seed, "data": ctx.data_name}
     data = artifact_bytes(model, spec, recipe=recipe.to_dict(), metrics=metrics,
                           coder=recipe.coder, index=recipe.index)  # type: ignore[arg-type]
     if folder is not None:

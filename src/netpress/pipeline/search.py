@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..io import write_bytes, write_json
 from ..pipeline.recipe import Recipe, dump_recipe, parse_recipe
 from ..pipeline.runner import run_recipe
+from ..tasks.base import Task
 from ..techniques.prune.sensitivity import Sensitivity, sensitivity_sweep
 from .measure import batch1_latency_ms, pareto_front, training_context
 from .space import SWEEP, build_recipe, load_sensitivity, sample, save_sensitivity, space_for
@@ -119,7 +120,7 @@ def _measure(data: bytes, ctx: Context, threads: int) -> tuple[nn.Module, float,
     """The model rebuilt from ``data``, its validation accuracy and batch-1 latency (ms)."""
     loaded = model_from_artifact(*decode_artifact(data))
     acc = ctx.evaluate(loaded)
-    lat = batch1_latency_ms(loaded, ctx.split.val[0][:1], threads)
+    lat = batch1_latency_ms(loaded, ctx.task.example_inputs(1, "val"), threads)
     return loaded, acc, lat
 
 
@@ -182,7 +183,7 @@ def _open_study(storage: str, name: str, seed: int, meta: dict) -> optuna.Study:
     return study
 
 
-def run_search(model: nn.Module, spec: str, split: Split, budgets: Budgets, trials: int,
+def run_search(model: nn.Module, spec: str, data: Task | Split, budgets: Budgets, trials: int,
                run_dir: str | Path, epochs: float = 1.0, storage: str | None = None,
                study_name: str = "netpress-search", seed: int = 0, threads: int = 2,
                weights: str | None = None, on_trial: Callable[[dict], None] | None = None,
@@ -203,20 +204,20 @@ def run_search(model: nn.Module, spec: str, split: Split, budgets: Budgets, tria
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(run_dir / 'search.db').resolve()}"
-    ctx, whole_epochs = training_context(split, epochs, seed, threads)
+    ctx, whole_epochs = training_context(data, epochs, seed, threads)
     space = space_for(budgets.max_latency_ms is not None)
     base = copy.deepcopy(model).eval()
     base_val = ctx.evaluate(base)
     base_size = 4 * sum(p.numel() for p in base.parameters())
     run_info = {"version": 1, "kind": "search", "model": spec, "weights": weights,
-                "data": split.name, "seed": seed, "threads": threads, "status": "running",
+                "data": ctx.data_name, "seed": seed, "threads": threads, "status": "running",
                 "recipe": None, "baseline_val_accuracy": base_val, "stages": [],
                 "budgets": budgets.as_dict(), "epochs": epochs,
                 "train_images": ctx.train_loader().num_examples, "storage": storage,
                 "study_name": study_name, "space": {d.name: d.describe() for d in space}}
     write_json(run_dir / "run.json", run_info)
     sens = _sensitivity(base, ctx, run_dir, say)
-    study = _open_study(storage, study_name, seed, {"model": spec, "data": split.name,
+    study = _open_study(storage, study_name, seed, {"model": spec, "data": ctx.data_name,
                                                      "epochs": epochs, "seed": seed})
     artifacts: dict[int, bytes] = {}
     for _ in range(trials):
@@ -280,7 +281,7 @@ def _finish(study, budgets, base, spec, ctx, sens, whole_epochs, artifacts, run_
         res.best_recipe_path = write_bytes(run_dir / "best-recipe.yaml", dump_recipe(recipe).encode())
         res.best_artifact_path = write_bytes(run_dir / "best.netpress", data)
         loaded = model_from_artifact(*decode_artifact(data))
-        res.best_test_accuracy = evaluate(loaded, ctx.split).accuracy
+        res.best_test_accuracy = evaluate(loaded, ctx.task).accuracy
         run_info["recipe"] = recipe.to_dict()
     res.seconds = time.perf_counter() - t_start
     write_json(run_dir / "trials.json", {

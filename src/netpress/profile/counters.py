@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..batches import call
+
 
 @dataclass
 class LayerCount:
@@ -106,7 +108,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     was_training = model.training
     model.eval()
     try:
-        model(example)
+        call(model, example)
     finally:
         for h in handles:
             h.remove()

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .. import __version__
-from ..data.loaders import ArrayLoader
 from ..data.splits import Split
-from ..evaluate.metrics import predict
 from ..io import file_size, save_weights
+from ..tasks.base import Task
+from ..tasks.classification import as_task
+from ..version import __version__
 from .counters import count_params, layer_counts
 from .timing import Runner, layer_latency_shares, measure_many, peak_rss_mb, torch_runner
 
@@ -31,14 +31,9 @@ def saved_size_bytes(model: nn.Module) -> int:
         return file_size(path)
 
 
-def test_loader(split: Split, batch_size: int = 1000) -> ArrayLoader:
-    """The held-out test loader of a split."""
-    return ArrayLoader(*split.test, batch_size=batch_size)
-
-
 def measure(
     model: nn.Module,
-    split: Split,
+    data: Task | Split,
     name: str,
     baseline: nn.Module | None = None,
     size_bytes: int | None = None,
@@ -50,7 +45,10 @@ def measure(
     rounds: int = 5,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Measure ``model`` (and ``baseline`` in the same run) on ``split``'s test data.
+    """Measure ``model`` (and ``baseline`` in the same run) on the task's test data.
+
+    ``data`` is a Task (a bare Split of images is image classification). ``accuracy`` is
+    the task's score (``score_name`` says which: accuracy, cosine, next-token accuracy).
 
     Returns the record of DESIGN.md. Without a baseline, the model is its own
     baseline (ratio 1). ``runner`` replaces eager torch as the deployed form;
@@ -65,22 +63,22 @@ def measure(
     """
     say = progress or (lambda s: None)
     torch.set_num_threads(threads)
-    example = split.test[0][:1]
+    task = as_task(data)
+    example = task.example_inputs(1, "test")
     say("counting")
     layers = layer_counts(model, example)
-    xn = split.test[0][:batch_n]
+    xn = task.example_inputs(min(batch_n, task.num_examples("test")), "test")
     shares = layer_latency_shares(model, xn, [row.name for row in layers])
     for row in layers:
         row.latency_share = shares.get(row.name)
     say("evaluating")
-    loader = test_loader(split)
-    logits, y = predict(model, loader)
-    acc = float((logits.argmax(1) == y).float().mean())
+    out, y = task.predict(model, "test")
+    acc = task.score_outputs(out, y)
     base_acc = acc
-    base_logits = None
+    base_out = None
     if baseline is not None:
-        base_logits, _ = predict(baseline, loader)
-        base_acc = float((base_logits.argmax(1) == y).float().mean())
+        base_out, _ = task.predict(baseline, "test")
+        base_acc = task.score_outputs(base_out, y)
     say("writing files")
     size = size_bytes if size_bytes is not None else saved_size_bytes(model)
     if baseline is None:
@@ -92,7 +90,9 @@ def measure(
     if baseline is not None:
         runners["baseline"] = torch_runner(baseline)
     runners.update(extra_runners or {})
-    lat = measure_many(runners, example, batch_n=batch_n, threads=threads, rounds=rounds)
+    example_n = None if isinstance(example, torch.Tensor) else xn
+    lat = measure_many(runners, example, batch_n=batch_n, threads=threads, rounds=rounds,
+                       example_n=example_n)
     keys = ("batch1_p50", "batch1_p95", "batchN_p50", "batch_n")
     record = {
         "model": name,
@@ -112,11 +112,12 @@ def measure(
         "peak_rss_mb": peak_rss_mb(),
         "layers": [r.as_dict() for r in layers],
         "netpress_version": __version__,
-        "data": split.name,
+        **task.describe(),
         "test_examples": len(y),
     }
-    if base_logits is not None:
-        record["agreement"] = float((logits.argmax(1) == base_logits.argmax(1)).float().mean())
+    if base_out is not None:
+        cmp = task.compare_outputs(out, base_out)
+        record.update({k: v for k, v in cmp.items() if k != "mean_kl"})
     if extra_runners:
         record["latency_ms_by_form"] = {k: {kk: v[kk] for kk in keys} for k, v in lat.items()}
     return record

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..batches import call, count, take
+
 Runner = Callable[[torch.Tensor], object]
 
 
@@ -30,7 +32,7 @@ def torch_runner(model: nn.Module) -> Runner:
 
     def run(x: torch.Tensor):
         with torch.inference_mode():
-            return model(x)
+            return call(model, x)
 
     return run
 
@@ -43,10 +45,13 @@ def measure_many(
     rounds: int = 5,
     batch1_calls: int = 40,
     batchn_calls: int = 4,
+    example_n=None,
 ) -> dict[str, dict]:
     """Latency (ms) of each runner: ``batch1_p50/p95`` and ``batchN_p50/p95``.
 
-    ``example`` is one input without batch dimension or with batch 1.
+    ``example`` is one input with batch 1 (a tensor or a dict of tensors). The batch-N
+    input is ``example_n`` when given (real examples: needed for token inputs), else
+    ``example`` repeated ``batch_n`` times with a little noise.
 
     Example:
         >>> lat = measure_many({"m": torch_runner(nn.Linear(4, 2))}, torch.zeros(1, 4), rounds=1)
@@ -55,9 +60,12 @@ def measure_many(
     """
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    x1 = example if example.shape[0] == 1 else example[:1]
-    xn = x1.expand(batch_n, *x1.shape[1:]).contiguous()
-    xn = xn + 0.01 * torch.randn(xn.shape, generator=torch.Generator().manual_seed(0))
+    x1 = example if count(example) == 1 else take(example, slice(0, 1))
+    if example_n is not None:
+        xn, batch_n = example_n, count(example_n)
+    else:
+        xn = x1.expand(batch_n, *x1.shape[1:]).contiguous()
+        xn = xn + 0.01 * torch.randn(xn.shape, generator=torch.Generator().manual_seed(0))
     times1: dict[str, list[float]] = {k: [] for k in runners}
     timesn: dict[str, list[float]] = {k: [] for k in runners}
     for run in runners.values():  # warm-up
@@ -104,12 +112,12 @@ def layer_latency_shares(
             lambda mod, inp, out, n=n: spent.__setitem__(n, spent[n] + time.perf_counter() - starts[n])))
     model.eval()
     try:
-        model(x)
+        call(model, x)
         for n in spent:
             spent[n] = 0.0
         t0 = time.perf_counter()
         for _ in range(repeats):
-            model(x)
+            call(model, x)
         total = time.perf_counter() - t0
     finally:
         for h in handles:

@@ -41,7 +41,7 @@ def test_cached_teacher_logits_train_the_same_student(teacher, digits):
     assert r1.losses == pytest.approx(r2.losses, rel=1e-4)
     for a, b in zip(s1.parameters(), s2.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-4)
-    assert ctx.split.train[1].dim() == 1  # the caller's context is untouched
+    assert ctx.task.part("train")[1].dim() == 1  # the caller's context is untouched
 
 
 def test_distillation_moves_the_student_towards_the_teacher(teacher, digits):

@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 
-from netpress.api import bake, load_model
+from netpress.api import load_model
+from netpress.bake import bake
 from netpress.config import Config, apply
 from netpress.context import Context
 from netpress.io import save_weights

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from netpress.api import bake
+from netpress.bake import bake
 from netpress.config import Config
 from netpress.context import Context
 from netpress.errors import ConfigError

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from netpress.api import bake
+from netpress.bake import bake
 from netpress.config import apply
 from netpress.context import Context
 from netpress.errors import ConfigError

@@ -23,7 +23,7 @@ def test_sparse_file_is_smaller_and_exact(tmp_path):
     torch.manual_seed(0)
     m = build_model("lenet-300-100")
     prune_to(m, 0.92, scope="layer")
-    from netpress.api import bake
+    from netpress.bake import bake
 
     bake(m)
     dense = file_size(save_weights(m, tmp_path / "d.safetensors"))

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...batches import take
 from ...config import Config, register
 from ...context import Context
 from ...errors import ConfigError, ModelError
 from ...zoo import build_model
-from .losses import attention_loss, embedding_loss, hint_loss, kd_loss
+from .losses import attention_loss, embedding_loss, hint_loss
 from .students import drop_layers, prune_student, scale_width
 
 
@@ -180,19 +181,20 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
     hints, att = parse_pairs(cfg.hints), parse_pairs(cfg.attention)
     s_tap = FeatureTap(student, [s for s, _ in hints + att])
     t_tap = FeatureTap(teacher, [t for _, t in hints + att])
-    x0 = ctx.split.train[0][:2]
+    task = ctx.task
+    x0 = ctx.example_inputs(2)
     with torch.no_grad():
-        teacher(x0)
-        student.eval()(x0)
+        task.forward(teacher, x0)
+        task.forward(student.eval(), x0)
     torch.manual_seed(ctx.seed)
     adapters = nn.ModuleList([make_adapter(s_tap.out[s], t_tap.out[t]) for s, t in hints])
 
-    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss_fn(model: nn.Module, x, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            t_out = teacher(x)
-        s_out = model(x)
+            t_out = task.forward(teacher, x)
+        s_out = task.forward(model, x)
         if cfg.objective == "logits":
-            loss = kd_loss(s_out, t_out, y, cfg.temperature, cfg.alpha)
+            loss = task.distill_loss(s_out, t_out, y, cfg.temperature, cfg.alpha)
         else:
             kind = "mse" if cfg.objective == "embedding_mse" else "cosine"
             loss = embedding_loss(pooled(s_out), pooled(t_out), kind)
@@ -203,7 +205,8 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
         return loss
 
     params = [p for p in student.parameters() if p.requires_grad] + list(adapters.parameters())
-    if cfg.cache_teacher and cfg.objective == "logits" and not hints and not att:
+    if (cfg.cache_teacher and cfg.objective == "logits" and not hints and not att
+            and task.classes):
         ctx, loss_fn = _cached_teacher(teacher, cfg, ctx)
     try:
         return ctx.finetune(student, cfg.epochs, lr=cfg.lr, loss_fn=loss_fn, params=params,
@@ -218,17 +221,21 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
 def _cached_teacher(teacher: nn.Module, cfg: Distill, ctx: Context):
     """A context whose training labels carry the teacher's logits (computed once, in eval
     mode, so they are the same every epoch) and the KD loss that reads them: distilling then
-    costs what training from scratch costs. Column 0 of the packed labels is the class."""
-    x, y = ctx.split.train
+    costs what training from scratch costs. Column 0 of the packed labels is the class.
+    Only for classification tasks (their targets are one label per example)."""
+    task = ctx.task
+    x, y = task.part("train")
+    n = len(y)
     with torch.no_grad():
-        logits = torch.cat([teacher(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+        logits = torch.cat([task.forward(teacher, take(x, slice(i, i + 1000)))
+                            for i in range(0, n, 1000)])
     packed = torch.cat([y.to(logits.dtype).unsqueeze(1), logits], 1)
-    split = dataclasses.replace(ctx.split, train=(x, packed))
 
-    def loss_fn(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return kd_loss(model(xb), yb[:, 1:], yb[:, 0].long(), cfg.temperature, cfg.alpha)
+    def loss_fn(model: nn.Module, xb, yb: torch.Tensor) -> torch.Tensor:
+        return task.distill_loss(task.forward(model, xb), yb[:, 1:], yb[:, 0].long(),
+                                 cfg.temperature, cfg.alpha)
 
-    return dataclasses.replace(ctx, split=split), loss_fn
+    return dataclasses.replace(ctx, task=task.with_part("train", x, packed)), loss_fn
 
 
 def logits_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
@@ -243,6 +250,6 @@ def logits_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
 @register(Distill)
 def apply_distill(model: nn.Module, cfg: Distill, ctx: Context) -> nn.Module:
     """The model is the teacher; returns the distilled student."""
-    student = build_student(model, cfg, ctx.split.train[0][:2], seed=ctx.seed, ctx=ctx)
+    student = build_student(model, cfg, ctx.example_inputs(2), seed=ctx.seed, ctx=ctx)
     distill_into(student, model, cfg, ctx)
     return student

@@ -19,6 +19,7 @@ import copy
 import torch
 from torch import nn
 
+from ...batches import call
 from ...errors import ModelError
 from ...zoo import ResNetSmall
 from ..edits import edit_op, edits_of, record_edit
@@ -92,7 +93,7 @@ def scale_width(model: nn.Module, width: float, example: torch.Tensor | None = N
     if example is not None:
         try:
             with torch.no_grad():
-                out, ref = student.eval()(example), model.eval()(example)
+                out, ref = call(student.eval(), example), call(model.eval(), example)
         except RuntimeError as e:
             raise ModelError(f"width scaling does not fit this architecture ({e}); build the "
                              "student yourself and pass it as --student") from None
@@ -125,7 +126,7 @@ def drop_layers(model: nn.Module, names: list[str] | tuple[str, ...],
     if example is not None:
         try:
             with torch.no_grad():
-                ok = student.eval()(example).shape == model.eval()(example).shape
+                ok = call(student.eval(), example).shape == call(model.eval(), example).shape
         except RuntimeError:
             ok = False
         if not ok:

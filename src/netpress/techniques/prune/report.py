@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ...api import bake
+from ...bake import bake
 from ...data.splits import Split
 from ...io import file_size, save_weights
 from ...profile.counters import count_macs, count_params

@@ -18,14 +18,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...config import Config, register
 from ...context import Context
 from ...errors import ConfigError
 from ...targets import Targets
-from ...train import LossFn, cross_entropy_loss
+from ...tasks.base import Task
+from ...train import LossFn
 from .magnitude import LayerSparsity, Scope, check_fraction, check_overrides, prune_to
 from .masking import masked_weights, set_mask
 from .masks import agp_sparsity, threshold_mask
@@ -68,13 +68,17 @@ class GradualPrune(Config):
             raise ConfigError("epochs and frequency must be >= 1 and lr > 0")
 
 
-def self_distill_loss(teacher: nn.Module, weight: float, temperature: float) -> LossFn:
-    """Cross-entropy mixed with KL(teacher ‖ student) at ``temperature`` (Hinton et al.),
-    the teacher being a frozen copy of the unpruned model.
+def self_distill_loss(task: Task, teacher: nn.Module, weight: float, temperature: float) -> LossFn:
+    """The task's loss mixed with its distillation term towards ``teacher`` (a frozen copy
+    of the unpruned model) at ``temperature``; for classifiers Hinton et al.'s
+    ``(1 − weight)·CE + weight·T²·KL``.
 
     Example:
-        >>> t = nn.Linear(4, 3)
-        >>> loss = self_distill_loss(t, 0.5, 4.0)(t, torch.zeros(2, 4), torch.zeros(2).long())
+        >>> from netpress.data import load_split
+        >>> from netpress.tasks import ImageClassification
+        >>> t = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+        >>> task = ImageClassification(load_split("digits"))
+        >>> loss = self_distill_loss(task, t, 0.5, 4.0)(t, torch.zeros(2, 4), torch.zeros(2).long())
         >>> round(float(loss), 4) == round(0.5 * float(F.cross_entropy(t(torch.zeros(2, 4)),
         ...                                                    torch.zeros(2).long())), 4)
         True
@@ -83,13 +87,11 @@ def self_distill_loss(teacher: nn.Module, weight: float, temperature: float) -> 
     for p in teacher.parameters():
         p.requires_grad_(False)
 
-    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
+    def loss(model: nn.Module, x, y: torch.Tensor) -> torch.Tensor:
+        out = task.forward(model, x)
         with torch.no_grad():
-            target = F.log_softmax(teacher(x) / temperature, 1)
-        kl = F.kl_div(F.log_softmax(logits / temperature, 1), target, log_target=True,
-                      reduction="batchmean") * temperature**2
-        return (1 - weight) * F.cross_entropy(logits, y) + weight * kl
+            target = task.forward(teacher, x)
+        return task.distill_loss(out, target, y, temperature, weight)
 
     return loss
 
@@ -110,9 +112,10 @@ def apply_gradual_prune(model: nn.Module, cfg: GradualPrune, ctx: Context) -> nn
         frac = s / cfg.sparsity if cfg.sparsity > 0 else 1.0
         prune_to(model, s, cfg.scope, cfg.targets, _ramped(cfg.overrides, frac))
 
-    loss_fn = cross_entropy_loss
+    loss_fn = None  # the task's loss
     if cfg.self_distill > 0:
-        loss_fn = self_distill_loss(copy.deepcopy(model), cfg.self_distill, cfg.temperature)
+        loss_fn = self_distill_loss(ctx.task, copy.deepcopy(model), cfg.self_distill,
+                                    cfg.temperature)
     update(0)  # installs the masks before the optimiser sees the parameters
 
     def on_step(step: int, _total: int) -> None:

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ...api import bake
+from ...bake import bake
 from ...context import Context
 from ...errors import ConfigError
 from ...io import write_bytes
@@ -66,7 +66,7 @@ def _sweep_unstructured(model, ctx, sparsities, targets, say) -> Sensitivity:
 
 def _sweep_structured(model, ctx, sparsities, targets, say) -> Sensitivity:
     res = Sensitivity("structured", list(sparsities), ctx.evaluate(model))
-    out = set(map(id, output_layers(model, ctx.split.train[0][:1])))
+    out = set(map(id, output_layers(model, ctx.example_inputs(1))))
     counts = channel_counts(model)
     for name, m in targets.select(model):
         if id(m) in out or name not in counts:

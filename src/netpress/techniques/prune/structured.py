@@ -18,12 +18,12 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ...api import bake
+from ...bake import bake
+from ...batches import call
 from ...config import Config, register
 from ...context import Context
 from ...errors import ConfigError
 from ...targets import Targets
-from ...train import cross_entropy_loss
 from .magnitude import LayerSparsity, Scope, check_fraction, check_overrides
 
 Importance = Literal["l1", "l2", "bn_scale", "taylor"]
@@ -101,7 +101,7 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     was = model.training
     try:
         model.eval()
-        model(example)
+        call(model, example)
     finally:
         model.train(was)
         for h in hooks:
@@ -116,7 +116,7 @@ def _taylor_grads(model: nn.Module, ctx: Context, batches: int) -> None:
     for i, (x, y) in enumerate(ctx.calib_loader(batch_size=128)):
         if i >= batches:
             break
-        cross_entropy_loss(model, x, y).backward()
+        ctx.task.loss(model, x, y).backward()
     model.eval()
 
 
@@ -148,12 +148,13 @@ def structured_prune(model: nn.Module, cfg: StructuredPrune, ctx: Context) -> nn
         (10, 250)
     """
     bake(model)  # Torch-Pruning needs plain weights, not parametrizations
-    loss_fn = cross_entropy_loss
+    loss_fn = None  # the task's loss
     if cfg.self_distill > 0:
         from .schedule import self_distill_loss
 
-        loss_fn = self_distill_loss(copy.deepcopy(model), cfg.self_distill, cfg.temperature)
-    example = ctx.split.train[0][:1]
+        loss_fn = self_distill_loss(ctx.task, copy.deepcopy(model), cfg.self_distill,
+                                    cfg.temperature)
+    example = ctx.example_inputs(1)
     names = dict(model.named_modules())
     selected = {id(m) for _, m in cfg.targets.select(model)}
     ignored = output_layers(model, example)

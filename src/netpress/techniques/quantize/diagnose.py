@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ...batches import call
 from ...targets import Targets
 from .bnfold import fold_batchnorm
 from .modules import ActQuant, WeightQuant
@@ -39,7 +40,7 @@ def _outputs(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, t
     hooks = [mods[n].register_forward_hook(
         lambda m, a, o, n=n: store.__setitem__(n, o.detach())) for n in names]
     try:
-        store["__model__"] = model(x).detach()
+        store["__model__"] = call(model, x).detach()
     finally:
         for h in hooks:
             h.remove()

@@ -21,33 +21,26 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...data.loaders import ArrayLoader
 from ...errors import ConfigError
-from ...evaluate.metrics import predict
 from ...targets import Targets
+from ...tasks.base import Task
 from .weight_only import WeightOnly, quantize_weights
 
 BIT_CHOICES = (2, 3, 4, 5, 6, 8)
 
 
-def _kl(logits: torch.Tensor, ref: torch.Tensor) -> float:
-    return float(F.kl_div(F.log_softmax(logits, 1), F.log_softmax(ref, 1), log_target=True,
-                          reduction="batchmean"))
-
-
-def sensitivity(model: nn.Module, cfg: WeightOnly, loader: ArrayLoader,
+def sensitivity(model: nn.Module, cfg: WeightOnly, task: Task,
                 bits: tuple[int, ...] = BIT_CHOICES, calib=()) -> list[dict]:
-    """Per target layer: params and ``{bits: (val KL, val accuracy)}`` with only that
-    layer quantized by ``cfg.method`` (GPTQ needs ``calib`` batches).
+    """Per target layer: params and ``{bits: (val divergence, val score)}`` with only that
+    layer quantized by ``cfg.method`` (GPTQ needs ``calib`` batches). The divergence is the
+    task's (KL of the softmax outputs for classifiers); the rows keep the key ``kl``.
 
     Example:
-        >>> rows = sensitivity(model, WeightOnly(), ctx.val_loader(), calib=batches)  # doctest: +SKIP
+        >>> rows = sensitivity(model, WeightOnly(), ctx.task, calib=batches)  # doctest: +SKIP
     """
-    ref, y = predict(model, loader)
+    ref, y = task.predict(model, "val")
     rows = []
     for name, mod in cfg.targets.select(model):
         row = {"name": name, "params": mod.weight.numel(), "kl": {}, "accuracy": {}}
@@ -55,9 +48,9 @@ def sensitivity(model: nn.Module, cfg: WeightOnly, loader: ArrayLoader,
             m = copy.deepcopy(model)
             quantize_weights(m, replace(cfg, bits=b, targets=Targets(
                 types=cfg.targets.types, names=(name,))), calib)
-            logits, _ = predict(m, loader)
-            row["kl"][b] = _kl(logits, ref)
-            row["accuracy"][b] = float((logits.argmax(1) == y).float().mean())
+            out, _ = task.predict(m, "val")
+            row["kl"][b] = task.divergence(out, ref)
+            row["accuracy"][b] = task.score_outputs(out, y)
         rows.append(row)
     return rows
 
@@ -145,20 +138,20 @@ def allocate_and_quantize(model: nn.Module, cfg: WeightOnly, ctx, budget: float,
         >>> table = allocate_and_quantize(model, WeightOnly(), ctx, 4.0)  # doctest: +SKIP
     """
     calib = list(ctx.calib_loader()) if cfg.method == "gptq" else ()
-    val = ctx.val_loader()
-    rows = sensitivity(model, cfg, val, bits, calib)
+    task = ctx.task
+    rows = sensitivity(model, cfg, task, bits, calib)
     allocated = allocate(rows, budget, bits)
     candidates = {"allocated": allocated}
     fits = [b for b in bits if b <= budget + 1e-9]
     if fits and allocated != [max(fits)] * len(rows):
         candidates["uniform"] = [max(fits)] * len(rows)
-    ref, y = predict(model, val)
+    ref, y = task.predict(model, "val")
     total = sum(r["params"] for r in rows)
     compared = []
     for name, widths in candidates.items():
-        logits, _ = predict(_apply(copy.deepcopy(model), cfg, rows, widths, calib), val)
-        compared.append({"name": name, "bits": widths, "val_kl": _kl(logits, ref),
-                         "val_accuracy": float((logits.argmax(1) == y).float().mean()),
+        out, _ = task.predict(_apply(copy.deepcopy(model), cfg, rows, widths, calib), "val")
+        compared.append({"name": name, "bits": widths, "val_kl": task.divergence(out, ref),
+                         "val_accuracy": task.score_outputs(out, y),
                          "average_bits": sum(r["params"] * b for r, b in
                                              zip(rows, widths, strict=True)) / total})
     best = min(compared, key=lambda c: c["val_kl"])

@@ -176,7 +176,7 @@ def baked_copy(model: nn.Module) -> nn.Module:
     """
     import copy
 
-    from ...api import bake
+    from ...bake import bake
 
     return bake(copy.deepcopy(model))
 

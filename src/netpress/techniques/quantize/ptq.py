@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ...batches import call
 from ...config import Config, register
 from ...errors import ConfigError
 from ...targets import Targets
@@ -104,7 +105,7 @@ def calibrate(model: nn.Module, batches, method: str | None = None,
     seen = 0
     for b in batches:
         x = b[0] if isinstance(b, tuple | list) else b
-        model(x)
+        call(model, x)
         seen += 1
     if seen == 0:
         raise ConfigError("calibration needs at least one batch of data")

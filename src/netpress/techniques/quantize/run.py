@@ -22,7 +22,6 @@ from torch import nn
 
 from ...context import Context
 from ...errors import ConfigError
-from ...export.runtimes import runner_accuracy
 from ...io import file_size, write_json
 from ...profile.record import measure
 from ...targets import Targets
@@ -55,11 +54,11 @@ def parse_scheme(scheme: str) -> tuple[str, int, str]:
     return "weight", int(m.group(1)), m.group(2) or "gptq"
 
 
-def _row(form: Form, lat: dict, split) -> dict:
+def _row(form: Form, lat: dict, task) -> dict:
     return {"name": form.name, "backend": form.backend, "precision": form.precision,
             "size_bytes": form.size_bytes,
-            "val_accuracy": runner_accuracy(form.runner, *split.val),
-            "accuracy": runner_accuracy(form.runner, *split.test),
+            "val_accuracy": task.score_outputs(*task.runner_outputs(form.runner, "val")),
+            "accuracy": task.score_outputs(*task.runner_outputs(form.runner, "test")),
             "latency_ms": {k: lat[k] for k in ("batch1_p50", "batch1_p95", "batchN_p50",
                                                 "batch_n")}}
 
@@ -80,7 +79,7 @@ def _warnings(rows: list[dict]) -> list[str]:
 
 def quantize_and_measure(
     fp32: nn.Module,
-    split,
+    data,
     name: str,
     scheme: str,
     out: str | Path | None = None,
@@ -102,6 +101,8 @@ def quantize_and_measure(
 ) -> dict:
     """Quantize ``fp32`` with ``scheme``, measure every deployed form, write ``out``.
 
+    ``data`` is a Task (or a Split of images); accuracies are the task's score.
+
     Example:
         >>> rec = quantize_and_measure(model, split, "lenet-300-100", "int8-dynamic")  # doctest: +SKIP
     """
@@ -110,9 +111,10 @@ def quantize_and_measure(
     if select_at not in ("batch1", "batchN"):
         raise ConfigError("select_at must be batch1 or batchN")
     family, bits, method = parse_scheme(scheme)
-    ctx = Context(split, seed=seed, threads=threads)
+    ctx = Context(data, seed=seed, threads=threads)
+    task = ctx.task
     fp32 = fp32.eval()
-    example = split.test[0][:1]
+    example = task.example_inputs(1, "test")
     static = dynamic = fx_static = None
     mixed = None
     if family == "int8":
@@ -171,7 +173,7 @@ def quantize_and_measure(
                               "use --backend auto")
         say("timing every form (fp32 and quantized) in one run")
         with timing_lock():
-            rec = measure(qmodel, split, name, baseline=fp32, runner=forms[1].runner,
+            rec = measure(qmodel, task, name, baseline=fp32, runner=forms[1].runner,
                           size_bytes=forms[1].size_bytes, baseline_size_bytes=forms[0].size_bytes,
                           extra_runners={f.name: f.runner for f in forms[2:]},
                           threads=threads, rounds=rounds)
@@ -180,7 +182,7 @@ def quantize_and_measure(
         lat = {forms[0].name: by["baseline"], forms[1].name: by["model"],
                **{f.name: by[f.name] for f in forms[2:]}}
         say("evaluating every form")
-        rows = [_row(f, lat[f.name], split) for f in forms]
+        rows = [_row(f, lat[f.name], task) for f in forms]
         if family == "weight":  # the point is the smaller file: keep the quantized form
             chosen = rows[-1]
         else:

@@ -1,0 +1,68 @@
+"""Model inputs of any structure: a tensor, a tuple of tensors or a dict of tensors.
+
+Images arrive as one tensor; a Hugging Face model takes ``input_ids``, ``attention_mask``
+and ``token_type_ids`` as keywords. These helpers index, count and call with either, so
+loaders, the training loop, profiling and export never ask which one they hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+Inputs = Any  # torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
+
+
+def take(inputs: Inputs, index) -> Inputs:
+    """Rows ``index`` (a slice or an index tensor) of every tensor in ``inputs``.
+
+    Example:
+        >>> take({"a": torch.arange(4)}, slice(1, 3))["a"].tolist()
+        [1, 2]
+    """
+    if isinstance(inputs, dict):
+        return {k: v[index] for k, v in inputs.items()}
+    if isinstance(inputs, tuple | list):
+        return type(inputs)(v[index] for v in inputs)
+    return inputs[index]
+
+
+def count(inputs: Inputs) -> int:
+    """Number of examples (the first dimension) in ``inputs``.
+
+    Example:
+        >>> count({"input_ids": torch.zeros(3, 7)})
+        3
+    """
+    if isinstance(inputs, dict):
+        return len(next(iter(inputs.values())))
+    if isinstance(inputs, tuple | list):
+        return len(inputs[0])
+    return len(inputs)
+
+
+def call(model: nn.Module, inputs: Inputs):
+    """``model(**inputs)`` for a dict, ``model(*inputs)`` for a tuple, else ``model(inputs)``.
+
+    Example:
+        >>> call(nn.Identity(), torch.ones(2)).tolist()
+        [1.0, 1.0]
+    """
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, tuple | list):
+        return model(*inputs)
+    return model(inputs)
+
+
+def concat(parts: list[Inputs]) -> Inputs:
+    """Concatenate inputs of the same structure along the first dimension."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in first}
+    if isinstance(first, tuple | list):
+        return type(first)(torch.cat([p[i] for p in parts]) for i in range(len(first)))
+    return torch.cat(parts)
+
