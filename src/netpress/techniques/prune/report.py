@@ -16,11 +16,11 @@ from pathlib import Path
 from torch import nn
 
 from ...bake import bake
-from ...data.splits import Split
 from ...io import file_size, save_weights
 from ...profile.counters import count_macs, count_params
 from ...profile.record import measure, saved_size_bytes
 from ...targets import Targets
+from ...tasks.classification import as_task
 from .masking import overall_sparsity, weight_sparsity
 from .resize import STRUCTURED_KEY, STRUCTURED_VALUE
 from .storage import save_sparse
@@ -30,7 +30,7 @@ from .structured import channel_counts
 def pruned_record(
     model: nn.Module,
     baseline: nn.Module,
-    split: Split,
+    data,
     name: str,
     out: str | os.PathLike | None = None,
     sparse_out: str | os.PathLike | None = None,
@@ -45,10 +45,11 @@ def pruned_record(
     not given) and measure it against ``baseline`` in the same run.
 
     Example:
-        >>> rec = pruned_record(pruned, base, split, "lenet-300-100")  # doctest: +SKIP
+        >>> rec = pruned_record(pruned, base, task, "lenet-300-100")  # doctest: +SKIP
         >>> rec["sparse_size_bytes"] < rec["dense_size_bytes"]  # doctest: +SKIP
         True
     """
+    task = as_task(data)
     bake(model)
     meta = dict(metadata or {})
     meta["model"] = meta.get("model", name)
@@ -61,7 +62,7 @@ def pruned_record(
         dense = file_size(dense_path)
         sparse = save_sparse(model.state_dict(), sparse_path, meta)
     base_size = saved_size_bytes(baseline)
-    rec = measure(model, split, name, baseline=baseline, size_bytes=min(dense, sparse),
+    rec = measure(model, task, name, baseline=baseline, size_bytes=min(dense, sparse),
                   baseline_size_bytes=base_size, threads=threads, rounds=rounds,
                   progress=progress)
     rec.update({
@@ -69,7 +70,7 @@ def pruned_record(
         "sparse_size_bytes": sparse,
         "size_format": "sparse-csr" if sparse < dense else "dense-safetensors",
         "baseline_params": count_params(baseline),
-        "baseline_macs": sum(count_macs(baseline, split.test[0][:1]).values()),
+        "baseline_macs": sum(count_macs(baseline, task.example_inputs(1, "test")).values()),
         "weight_sparsity": overall_sparsity(model, targets),
         "layer_sparsity": weight_sparsity(model, targets),
         "speedup_batch1": rec["baseline_latency_ms"]["batch1_p50"]
