@@ -2,5 +2,15 @@
 
 from .loaders import ArrayLoader, load_split
 from .splits import Split
+from .text import TextPart, TextSplit, check_tokenizer, load_text_split, tokenize
 
-__all__ = ["ArrayLoader", "Split", "load_split"]
+__all__ = [
+    "ArrayLoader",
+    "Split",
+    "TextPart",
+    "TextSplit",
+    "check_tokenizer",
+    "load_split",
+    "load_text_split",
+    "tokenize",
+]
