@@ -7,13 +7,13 @@ on the seed and the epoch, which makes training reproducible to the byte.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 
 import torch
 
 from ..batches import count, take
 from ..errors import DataError
+from ..resolve import resolve_callable
 from .splits import Split
 
 
@@ -96,11 +96,7 @@ def load_split(
 
         return load_digits_split(seed=seed)
     if ":" in spec:
-        mod_name, _, fn_name = spec.partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod_name), fn_name)
-        except (ImportError, AttributeError) as e:
-            raise DataError(f"cannot load data function {spec!r}: {e}") from e
+        fn = resolve_callable(spec, DataError, "data function")
         try:
             split = fn(seed=seed)
         except TypeError as e:

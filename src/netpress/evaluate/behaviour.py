@@ -175,7 +175,7 @@ def per_class_drops(acc: Sequence[float], base: Sequence[float]) -> list[float]:
     return [100.0 * (b - a) for a, b in zip(acc, base, strict=True)]
 
 
-def _worst(drops: Sequence[float]) -> int | None:
+def worst_index(drops: Sequence[float]) -> int | None:
     valid = [(d, i) for i, d in enumerate(drops) if not math.isnan(d)]
     return max(valid, key=lambda t: (t[0], -t[1]))[1] if valid else None
 
@@ -223,7 +223,7 @@ def behaviour(
     base_acc = int((ref_logits.argmax(1) == labels).sum()) / n
     pc, pc_base = per_class_accuracy(logits, labels, k), per_class_accuracy(ref_logits, labels, k)
     drops = per_class_drops(pc, pc_base)
-    worst = _worst(drops)
+    worst = worst_index(drops)
     names = list(split.class_names) if len(split.class_names) == k else [str(i) for i in range(k)]
     noise_rows = [
         {"sigma": float(s),

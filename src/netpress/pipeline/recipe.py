@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +23,9 @@ import yaml
 
 from ..config import Config
 from ..errors import ConfigError
+from ..techniques import load_techniques
 
 # Technique packages whose configs a recipe may name; importing one registers its configs.
-TECHNIQUES = ("netpress.techniques.prune", "netpress.techniques.cluster",
-              "netpress.techniques.quantize", "netpress.techniques.lowrank",
-              "netpress.techniques.distill", "netpress.techniques.share",
-              "netpress.pipeline.steps")
 # Configs that turn the model into runtime int8 modules, which neither a checkpoint nor an
 # artifact holds: they are deployment steps, run on a recipe's result.
 NOT_IN_RECIPES = {
@@ -40,19 +36,6 @@ STAGE_KEYS = ("check",)  # recipe keys of a stage besides its technique config
 CODERS = ("auto", "ans", "huffman")
 INDEX_KINDS = ("auto", "relative", "bitmap")
 TOP_KEYS = ("name", "description", "stages", "artifact")
-
-
-def load_techniques() -> None:
-    """Import every technique package so that its configs are registered.
-
-    Example:
-        >>> load_techniques()
-        >>> from netpress.config import CONFIGS
-        >>> "WeightShare" in CONFIGS and "MagnitudePrune" in CONFIGS
-        True
-    """
-    for mod in TECHNIQUES:
-        importlib.import_module(mod)
 
 
 @dataclass(frozen=True)

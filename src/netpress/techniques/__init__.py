@@ -1,2 +1,27 @@
 """Compression techniques. Each subpackage registers its configs with ``netpress.config``
-when imported (``import netpress.techniques.prune``)."""
+(and, when it changes shapes, its edit ops with ``techniques.edits``) when imported.
+
+``MODULES`` is the one list of them: recipes, edit replay and the conformance check all
+call ``load_techniques`` instead of keeping lists of their own. Nothing is discovered by
+walking packages.
+"""
+
+import importlib
+
+MODULES = ("netpress.techniques.prune", "netpress.techniques.cluster",
+           "netpress.techniques.quantize", "netpress.techniques.lowrank",
+           "netpress.techniques.distill", "netpress.techniques.share",
+           "netpress.pipeline.steps")
+
+
+def load_techniques() -> None:
+    """Import every technique module so that its configs and edit ops are registered.
+
+    Example:
+        >>> load_techniques()
+        >>> from netpress.config import CONFIGS
+        >>> "WeightShare" in CONFIGS and "MagnitudePrune" in CONFIGS
+        True
+    """
+    for mod in MODULES:
+        importlib.import_module(mod)

@@ -64,7 +64,9 @@ def record_edit(model: nn.Module, edit: dict, inherit: list[dict] | None = None)
 
 def replay(model: nn.Module, edits: list[dict]) -> nn.Module:
     """Apply recorded edits to a freshly built base model (structure only)."""
-    _import_ops()
+    from . import load_techniques
+
+    load_techniques()  # the modules that register edit ops
     for e in edits:
         op = e.get("op")
         if op not in EDIT_OPS:
@@ -186,11 +188,3 @@ def rebuild(spec: str, structure: dict, state: dict[str, torch.Tensor],
                          f"unexpected {extra[:3]}, wrong shape {bad[:3]}); check the model spec")
     model.load_state_dict(state, strict=False)
     return model.eval()
-
-
-def _import_ops() -> None:
-    # The modules that register edit ops; imported here so that loading a file works
-    # whichever technique wrote it.
-    from .distill import students  # noqa: F401
-    from .lowrank import factorize  # noqa: F401
-    from .share import tie  # noqa: F401

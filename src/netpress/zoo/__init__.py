@@ -7,13 +7,13 @@ no arguments).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
 from ..errors import ModelError
+from ..resolve import resolve_callable
 from .lenet import LeNet5, LeNet5Caffe, lenet_300_100
 from .resnet import ResNetSmall
 
@@ -50,12 +50,7 @@ def build_model(spec: str) -> nn.Module:
     if spec in ZOO:
         return ZOO[spec].factory()
     if ":" in spec:
-        mod_name, _, fn_name = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), fn_name)
-        except (ImportError, AttributeError) as e:
-            raise ModelError(f"cannot load model factory {spec!r}: {e}") from e
-        model = factory()
+        model = resolve_callable(spec, ModelError, "model factory")()
         if not isinstance(model, nn.Module):
             raise ModelError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
         return model
