@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import json
 
 import typer
@@ -12,13 +15,17 @@ from ..data.loaders import load_split
 from ..data.splits import Split
 from ..errors import NetpressError
 from ..io import json_safe
+from ..tasks.build import TextOptions, load_task
 
 ModelOpt = typer.Option(..., "--model", "-m",
-                        help="Zoo name (lenet-300-100, lenet5-caffe, lenet5, resnet-small) "
+                        help="Zoo name (lenet-300-100, lenet5-caffe, lenet5, resnet-small), "
+                             "hf:DIR (a local Hugging Face or sentence-transformers folder) "
                              "or package.module:factory.")
 WeightsOpt = typer.Option(None, "--weights", "-w", help="Weights as .safetensors.")
 DataOpt = typer.Option("fashion-mnist", "--data", "-d",
-                       help="fashion-mnist, digits, or package.module:function.")
+                       help="fashion-mnist, digits, package.module:function, or for hf: models "
+                            "text:FILE (.txt, .jsonl, .csv, .tsv), text:fortunes, "
+                            "text:fortunes-topics.")
 DataDirOpt = typer.Option(None, "--data-dir",
                           help="Folder with the Fashion-MNIST IDX files "
                                "(default $NETPRESS_DATA_DIR or /usr/share/datasets/fashion-mnist).")
@@ -28,13 +35,64 @@ ThreadsOpt = typer.Option(2, "--threads", help="Intra-op threads for training an
 
 
 def get_split(data: str, data_dir: str | None, seed: int) -> Split:
-    """Load the data set named on the command line."""
+    """Load the image data set named on the command line."""
     ui.info(f"loading data: {data}")
     return load_split(data, data_dir=data_dir, seed=seed)
 
 
+_TEXT: contextvars.ContextVar[TextOptions | None] = contextvars.ContextVar("netpress_text",
+                                                                         default=None)
+_TEXT_PARAMS = [
+    inspect.Parameter("task", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        None, "--task", help="hf: models: embedding | text-classification | causal-lm "
+                             "(default: what the folder is).")),
+    inspect.Parameter("max_length", inspect.Parameter.KEYWORD_ONLY, annotation=int,
+                      default=typer.Option(128, "--max-length",
+                                           help="hf: models: tokens per text (longer ones are cut).")),
+    inspect.Parameter("text_column", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                      default=typer.Option("text", "--text-column",
+                                           help="JSONL/CSV text data: the column with the text.")),
+    inspect.Parameter("label_column", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                      default=typer.Option(None, "--label-column", help=(
+                          "JSONL/CSV text data: the column with the class (text "
+                          "classification; default 'label')."))),
+    inspect.Parameter("max_texts", inspect.Parameter.KEYWORD_ONLY, annotation=int,
+                      default=typer.Option(None, "--max-texts",
+                                           help="Use at most this many texts (seeded choice).")),
+]
+
+
+def text_options(fn):
+    """Give a command the text-data options (``--task``, ``--max-length``, …) without
+    repeating them in every signature; ``get_task`` reads them."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, task=None, max_length=128, text_column="text", label_column=None,
+                max_texts=None, **kwargs):
+        token = _TEXT.set(TextOptions(task, max_length, text_column, label_column, max_texts))
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _TEXT.reset(token)
+
+    wrapper.__signature__ = sig.replace(parameters=list(sig.parameters.values()) + _TEXT_PARAMS)
+    return wrapper
+
+
+def get_task(model: str, net, data: str, data_dir: str | None, seed: int):
+    """The task of ``--model`` on ``--data``: image classification, or for ``hf:`` models
+    the folder's text task (``--task`` overrides) on tokenised ``text:`` data."""
+    ui.info(f"loading data: {data}")
+    return load_task(model, data, net, seed=seed, data_dir=data_dir, text=_TEXT.get() or TextOptions())
+
+
 def get_model(spec: str, weights: str | None, need_weights: bool = True):
-    """Build the model named on the command line and load its weights."""
+    """Build the model named on the command line and load its weights (an ``hf:`` folder
+    holds its own pretrained weights, so ``--weights`` is optional there)."""
+    if spec.startswith("hf:"):
+        ui.info(f"loading {spec}")
+        return load_model(spec, weights)
     if need_weights and weights is None:
         raise NetpressError(
             f"--weights is required for {spec}; train weights first with "

@@ -6,16 +6,15 @@ from pathlib import Path
 
 import torch
 import typer
+from torch import nn
 
 from .. import ui
 from ..context import Context
-from ..data.loaders import ArrayLoader
 from ..data.splits import Split
 from ..encode.artifact import decode_artifact, model_from_artifact
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
 from ..errors import NetpressError
-from ..evaluate.metrics import predict
 from ..io import write_bytes, write_json
 from ..pipeline.recipe import load_recipe
 from ..pipeline.run_files import fresh_run_dir, histograms_file, sensitivity_file
@@ -23,6 +22,7 @@ from ..pipeline.runner import run_recipe
 from ..profile.record import measure
 from ..profile.table import summary_table
 from ..report.write import write_report
+from ..tasks.base import Task
 from .artifact import _summary
 from .common import (
     DataDirOpt,
@@ -34,14 +34,16 @@ from .common import (
     WeightsOpt,
     emit_json,
     get_model,
-    get_split,
+    get_task,
     start,
+    text_options,
 )
 
 
-def compress_and_measure(model: str, weights: str, split: Split, recipe: str,
+def compress_and_measure(model: str, weights: str | None, split: Task | Split, recipe: str,
                          out: str | None = None, seed: int = 0, threads: int = 2,
-                         run_dir: str | Path | None = None, resume: bool = False) -> tuple[dict, dict]:
+                         run_dir: str | Path | None = None, resume: bool = False,
+                         net: nn.Module | None = None) -> tuple[dict, dict]:
     """Run ``recipe`` on the model in a run folder, reload the artifact and measure it
     against the baseline (fp32 weights, 4 bytes per parameter); also copy it to ``out``.
     Returns ``(record, inspect info)``; ``record["run_dir"]`` says where the files are.
@@ -51,7 +53,7 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str,
         ...                                  "recipes/deep-compression.yaml", "m.netpress")  # doctest: +SKIP
     """
     plan = load_recipe(recipe)
-    net = get_model(model, weights)
+    net = net if net is not None else get_model(model, weights)
     folder = Path(run_dir) if run_dir else fresh_run_dir(plan.name)
     ui.info(f"run folder: {folder}")
     ctx = Context(split, seed=seed, threads=threads)
@@ -62,11 +64,11 @@ def compress_and_measure(model: str, weights: str, split: Split, recipe: str,
         write_bytes(out, run.artifact)
     header, state = decode_artifact(run.artifact)
     loaded = model_from_artifact(header, state)
-    loader = ArrayLoader(*split.test, batch_size=1000)
-    same = bool(torch.equal(predict(loaded, loader)[0], predict(run.model, loader)[0]))
+    task = ctx.task
+    same = bool(torch.equal(task.predict(loaded, "test")[0], task.predict(run.model, "test")[0]))
     ui.info("measuring the loaded artifact against the baseline")
     params = sum(p.numel() for p in net.parameters())
-    rec = measure(loaded, split, model, baseline=net, size_bytes=len(run.artifact),
+    rec = measure(loaded, task, model, baseline=net, size_bytes=len(run.artifact),
                   baseline_size_bytes=4 * params, threads=threads)
     info = inspect_bytes(run.artifact)
     summary = _summary(info)
@@ -125,6 +127,7 @@ def register_commands(app: typer.Typer) -> None:
     """
 
     @app.command()
+    @text_options
     def compress(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -145,11 +148,12 @@ def register_commands(app: typer.Typer) -> None:
         """Run a recipe's stages, write the artifact and measure it against the baseline."""
         start(json_out)
         load_recipe(recipe)  # fail on a bad recipe before loading data
-        split = get_split(data, data_dir, seed)
+        net = get_model(model, weights)
+        split = get_task(model, net, data, data_dir, seed)
         if resume and not run_dir:
             raise NetpressError("--resume needs --run-dir: the folder of the run to continue")
         rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads,
-                                         run_dir, resume)
+                                         run_dir, resume, net=net)
         if json_out:
             emit_json(rec)
             return

@@ -22,7 +22,9 @@ from .common import (
     emit_json,
     get_model,
     get_split,
+    get_task,
     start,
+    text_options,
 )
 
 
@@ -66,6 +68,7 @@ def register_commands(app: typer.Typer) -> None:
         ui.out_console.print(t)
 
     @app.command()
+    @text_options
     def profile(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -79,8 +82,8 @@ def register_commands(app: typer.Typer) -> None:
         """Per-layer counts and measured size, accuracy, latency and memory."""
         start(json_out)
         net = get_model(model, weights, need_weights=False)
-        split = get_split(data, data_dir, seed)
-        if weights is None:
+        split = get_task(model, net, data, data_dir, seed)
+        if weights is None and not model.startswith("hf:"):
             ui.info("no --weights given: profiling untrained weights (accuracy is chance)")
         rec = api.profile(net, split, name=model, threads=threads, batch_n=batch_n,
                           progress=ui.info)
@@ -91,6 +94,7 @@ def register_commands(app: typer.Typer) -> None:
         ui.out_console.print(summary_table(rec))
 
     @app.command("eval")
+    @text_options
     def eval_(
         artifact: str = typer.Argument(None, help="A .netpress artifact to evaluate "
                                                   "(instead of --model/--weights)."),
@@ -116,10 +120,12 @@ def register_commands(app: typer.Typer) -> None:
         else:
             net = get_model(model, weights)
         ref = get_model(model, reference) if reference else None
-        split = get_split(data, data_dir, seed)
+        if ref is None and model.startswith("hf:") and weights:
+            ref = get_model(model, None)  # the folder's own weights are the reference
+        split = get_task(model, ref if ref is not None else net, data, data_dir, seed)
         res = api.evaluate(net, split, reference=ref)
         ref_acc = api.evaluate(ref, split).accuracy if ref is not None else None
-        rec = {"model": model, "data": split.name, **res.as_dict(),
+        rec = {"model": model, "data": split.name, **split.describe(), **res.as_dict(),
                **({"artifact": artifact} if artifact is not None else {}),
                "baseline_accuracy": ref_acc,
                "accuracy_drop_pp": None if ref_acc is None else (ref_acc - res.accuracy) * 100,
@@ -130,6 +136,14 @@ def register_commands(app: typer.Typer) -> None:
         t = Table(title=f"{model} on {split.name} test ({res.n} examples)", title_justify="left")
         t.add_column("figure")
         t.add_column("value", justify="right")
+        if not split.classes:
+            for k, v in res.as_dict().items():
+                if isinstance(v, float):
+                    t.add_row(k, f"{v:.4f}")
+            if ref_acc is not None:
+                t.add_row(f"reference {split.score_name}", f"{ref_acc:.4f}")
+            ui.out_console.print(t)
+            return
         t.add_row("top-1 accuracy", f"{res.accuracy * 100:.2f}%")
         t.add_row("top-5 accuracy", f"{res.top5 * 100:.2f}%")
         for name, acc in zip(split.class_names, res.per_class, strict=True):

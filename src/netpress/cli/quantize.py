@@ -19,7 +19,9 @@ from .common import (
     emit_json,
     get_model,
     get_split,
+    get_task,
     start,
+    text_options,
 )
 
 
@@ -67,6 +69,7 @@ def register_commands(app: typer.Typer) -> None:
     """Add the quantization commands to ``app``."""
 
     @app.command()
+    @text_options
     def quantize(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -111,7 +114,7 @@ def register_commands(app: typer.Typer) -> None:
         if qat_method not in ("lsq", "ste"):
             raise ConfigError(f"--qat-method must be lsq or ste, got {qat_method!r}")
         net = get_model(model, weights)
-        split = get_split(data, data_dir, seed)
+        split = get_task(model, net, data, data_dir, seed)
         rec = quantize_and_measure(
             net, split, model, scheme, out=out, backend=backend, group_size=group_size,
             observer=observer, qat_epochs=qat_epochs, qat_method=qat_method, qat_lr=qat_lr,

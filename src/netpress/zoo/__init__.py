@@ -1,8 +1,9 @@
 """The model zoo, and resolution of ``--model`` specs.
 
 A spec is a zoo name (``lenet-300-100``, ``lenet5-caffe``, ``lenet5``,
-``resnet-small``) or ``package.module:factory`` for a user's own model (called with
-no arguments).
+``resnet-small``), ``hf:DIR`` for a local Hugging Face or sentence-transformers folder
+(never downloaded; ``zoo.hf``), or ``package.module:factory`` for a user's own model
+(called with no arguments).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def zoo_entry(spec: str) -> ZooEntry | None:
     return ZOO.get(spec)
 
 
-def build_model(spec: str) -> nn.Module:
-    """Build an untrained model from a zoo name or ``package.module:factory``.
+def build_model(spec: str, task: str | None = None) -> nn.Module:
+    """Build an untrained model from a zoo name or ``package.module:factory``, or load the
+    pretrained Hugging Face model of a local folder ``hf:DIR`` (``task`` overrides the task
+    read from the folder: embedding, text-classification or causal-lm).
 
     Example:
         >>> type(build_model("lenet5-caffe")).__name__
@@ -49,13 +52,17 @@ def build_model(spec: str) -> nn.Module:
     """
     if spec in ZOO:
         return ZOO[spec].factory()
+    if spec.startswith("hf:"):
+        from .hf import load_hf
+
+        return load_hf(spec[3:], task=task)[0]
     if ":" in spec:
         model = resolve_callable(spec, ModelError, "model factory")()
         if not isinstance(model, nn.Module):
             raise ModelError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
         return model
     raise ModelError(
-        f"unknown model {spec!r}; use one of {', '.join(ZOO)} or package.module:factory"
+        f"unknown model {spec!r}; use one of {', '.join(ZOO)}, hf:DIR or package.module:factory"
     )
 
 

@@ -9,6 +9,7 @@ trained with the student and then thrown away.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Literal
@@ -147,6 +148,38 @@ def pooled(output) -> torch.Tensor:
     raise ModelError("cannot find an embedding in the model output; return a tensor")
 
 
+def is_transformer(model: nn.Module) -> bool:
+    """Whether ``model`` is a Hugging Face wrapper whose layers ``heads.py`` can edit."""
+    from ..prune.heads import attention_blocks
+
+    try:
+        return bool(attention_blocks(model))
+    except (ModelError, ConfigError, AttributeError):
+        return False
+
+
+def drop_transformer_layers(model: nn.Module, drop: tuple[str, ...]) -> nn.Module:
+    """Remove transformer layers named by index (``"1"``) or path (``"model.encoder.layer.1"``)
+    and record the new shape, so saved students reload.
+
+    Example:
+        >>> drop_transformer_layers(encoder, ("1", "3", "5"))  # doctest: +SKIP
+    """
+    from ..prune.heads import attention_blocks, drop_layers_hf
+    from ..prune.transformer import record_shape
+
+    n = len(attention_blocks(model))
+    try:
+        gone = {int(d.rsplit(".", 1)[-1]) for d in drop}
+    except ValueError:
+        raise ConfigError(f"drop {list(drop)}: name transformer layers by index, e.g. drop: "
+                          "['1', '3', '5']") from None
+    if not gone <= set(range(n)) or len(gone) >= n:
+        raise ConfigError(f"drop {sorted(gone)}: the model has layers 0..{n - 1} and must keep one")
+    drop_layers_hf(model, [i for i in range(n) if i not in gone])
+    return record_shape(model)
+
+
 def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed: int = 0,
                   ctx: Context | None = None):
     """The student ``cfg`` describes (seeded; ``prune_ratio`` needs ``ctx``)."""
@@ -157,11 +190,17 @@ def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed:
         if ctx is None:
             raise ConfigError("a pruned student needs a Context (data for the pruner)")
         student = prune_student(teacher, cfg.prune_ratio, ctx)
+    elif cfg.width < 1 and is_transformer(teacher):
+        raise ConfigError("width students of transformers are built by removing heads and FFN "
+                          "neurons (TransformerPrune) or layers: set width: 1.0 with drop: [...]")
     elif cfg.width < 1:
         student = scale_width(teacher, cfg.width, example, seed=seed)
     else:
         student = teacher
-    if cfg.drop:
+    if cfg.drop and is_transformer(teacher):
+        student = drop_transformer_layers(student if student is not teacher
+                                          else copy.deepcopy(teacher), cfg.drop)
+    elif cfg.drop:
         student = drop_layers(student, cfg.drop, example)
     if student is teacher:
         raise ConfigError("the student equals the teacher: set width < 1, drop or student")
@@ -189,7 +228,11 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
     torch.manual_seed(ctx.seed)
     adapters = nn.ModuleList([make_adapter(s_tap.out[s], t_tap.out[t]) for s, t in hints])
 
+    task_only = cfg.objective == "logits" and cfg.alpha == 0 and not hints and not att
+
     def loss_fn(model: nn.Module, x, y: torch.Tensor) -> torch.Tensor:
+        if task_only:  # no teacher term: the targets suffice (a sentence encoder's targets
+            return task.loss(model, x, y)  # are the uncompressed model's embeddings)
         with torch.no_grad():
             t_out = task.forward(teacher, x)
         s_out = task.forward(model, x)

@@ -3,7 +3,8 @@ N:M semi-structured sparsity, structured channel removal, sensitivity analysis, 
 sparse storage of the result.
 
 Importing this package registers its configs: ``MagnitudePrune``, ``GradualPrune``,
-``IterativePrune``, ``NMSparsity``, ``StructuredPrune``.
+``IterativePrune``, ``NMSparsity``, ``StructuredPrune``, ``TransformerPrune`` (attention
+heads and FFN neurons of Hugging Face models).
 
 Example:
     >>> from netpress.techniques.prune import MagnitudePrune
@@ -17,8 +18,9 @@ from .nm import NMSparsity, check_nm
 from .resize import load_pruned_model, resize_to_state
 from .schedule import GradualPrune, IterativePrune
 from .structured import StructuredPrune, channel_counts, structured_prune
+from .transformer import TransformerPrune
 
 __all__ = ["GradualPrune", "IterativePrune", "LayerSparsity", "MagnitudePrune", "NMSparsity",
-           "StructuredPrune", "channel_counts", "check_nm", "load_pruned_model",
+           "StructuredPrune", "TransformerPrune", "channel_counts", "check_nm", "load_pruned_model",
            "overall_sparsity", "prune_to", "resize_to_state", "structured_prune",
            "weight_sparsity"]

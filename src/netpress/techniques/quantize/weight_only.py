@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ...batches import call
 from ...config import Config, register
 from ...errors import ConfigError
 from ...targets import Targets
@@ -96,26 +97,41 @@ def _layer_inputs(x: torch.Tensor, mod: nn.Module) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
+def _inputs(batch):
+    """The model inputs of a calibration batch: ``(inputs, targets)`` pairs give their
+    inputs; a tensor or a dict of keyword tensors is the inputs itself."""
+    return batch[0] if isinstance(batch, tuple | list) else batch
+
+
 def _call(model: nn.Module, batch) -> None:
-    if isinstance(batch, dict):
-        model(**batch)
-    else:
-        model(batch[0] if isinstance(batch, tuple | list) else batch)
+    call(model, _inputs(batch))
 
 
 @torch.no_grad()
 def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
-    """``2·XᵀX/n`` of ``mod``'s inputs over ``batches`` run through ``model``."""
+    """``2·XᵀX/n`` of ``mod``'s inputs over ``batches`` run through ``model``.
+
+    With token inputs (a dict holding ``attention_mask``), the rows of padding positions
+    are left out: they are not text, and with short texts padded to a common length they
+    would make up most of the Hessian.
+    """
     acc: dict[str, torch.Tensor | int] = {"h": 0, "n": 0}
+    state: dict = {}
 
     def hook(m, args):
-        rows = _layer_inputs(args[0].detach(), m).double()
+        x = args[0].detach()
+        mask = state.get("mask")
+        if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
+            x = x[mask.bool()]
+        rows = _layer_inputs(x, m).double()
         acc["h"] = acc["h"] + rows.T @ rows
         acc["n"] = acc["n"] + rows.shape[0]
 
     handle = mod.register_forward_pre_hook(hook)
     try:
         for b in batches:
+            x = _inputs(b)
+            state["mask"] = x.get("attention_mask") if isinstance(x, dict) else None
             _call(model, b)
     finally:
         handle.remove()
