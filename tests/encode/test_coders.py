@@ -124,3 +124,13 @@ def test_ans_table_is_small_on_a_wide_gap_alphabet():
     table, payload = ans_encode(g, 128)
     bound = g.size * entropy_bits(g) / 8
     assert len(table) < 70 and len(table) + len(payload) <= 1.01 * bound
+
+
+def test_a_constant_stream_is_coded_whichever_coder_is_asked():
+    from netpress.encode.tensors import code_stream, decode_stream
+
+    for coder in ("auto", "ans", "huffman"):
+        streams = []
+        entry = code_stream(np.zeros(40, dtype=np.int64), 1, coder, streams)
+        assert entry["coder"] == "huffman" and len(streams[0]) == 1
+        assert decode_stream(entry, streams, 40).tolist() == [0] * 40

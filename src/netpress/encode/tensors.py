@@ -63,6 +63,8 @@ def code_stream(symbols: np.ndarray, alphabet: int, coder: Coder,
         {'stream': 0, 'coder': 'huffman', 'alphabet': 2, 'symbols': 3, 'table_bytes': 1}
     """
     names = list(CODERS) if coder == "auto" else [coder]
+    if alphabet <= 1:  # a constant tensor (e.g. a fresh LayerNorm): Huffman stores it in a
+        names = ["huffman"]  # one-byte table and no payload; ANS has no one-symbol model
     coded = [(CODERS[c][0](symbols, alphabet), c) for c in names]
     (table, payload), name = min(coded, key=lambda x: len(x[0][0]) + len(x[0][1]))
     return {"stream": _add(streams, table + payload), "coder": name, "alphabet": int(alphabet),
