@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.netpress-setup
 FMNIST := /usr/share/datasets/fashion-mnist
+FORTUNES := /usr/share/games/fortunes
 export OMP_NUM_THREADS ?= 2
 # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning
 # threads of several processes starve each other (a 30× slowdown was measured here).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup data browser demo test bench lint clean
+.PHONY: setup data text browser demo test bench lint clean
 
-setup: $(STAMP) data browser
+setup: $(STAMP) data text browser
 
 # The torch pin is installed first and repeated with the project so that pip never
 # reaches for a newer (CUDA) build.
@@ -31,6 +32,17 @@ data:
 	($$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	  ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
 	echo "WARNING: could not install dataset-fashion-mnist (needs root and Debian's archive). Put the four *-ubyte.gz files in a folder and pass --data-dir DIR or set NETPRESS_DATA_DIR=DIR."
+
+# English text for the transformer tasks (text:fortunes, text:fortunes-topics) comes from
+# Debian's fortunes package. Without it those corpora are unavailable (tests skip them);
+# text:FILE works with any file.
+text:
+	@if [ -d "$(FORTUNES)" ]; then exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	echo "Fetching English text: apt-get install -y fortunes"; \
+	($$SUDO apt-get install -y -qq fortunes >/dev/null 2>&1 || \
+	  ($$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq fortunes >/dev/null 2>&1)) || \
+	echo "WARNING: could not install fortunes (needs root and Debian's archive); text:fortunes is unavailable, pass --data text:FILE instead."
 
 # Headless Chromium from Debian's chromium package renders the HTML report in tests
 # (tests/report/test_browser.py) and benchmarks. Without it those checks are skipped.

@@ -55,3 +55,14 @@ class Targets:
                 continue
             out.append((name, m))
         return out
+
+
+def token_embedding(model: nn.Module) -> nn.Embedding | None:
+    """The model's token-embedding table: its largest ``nn.Embedding`` (None without one).
+
+    Example:
+        >>> token_embedding(nn.Sequential(nn.Embedding(9, 2), nn.Embedding(3, 2))).num_embeddings
+        9
+    """
+    tables = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    return max(tables, key=lambda m: m.num_embeddings) if tables else None

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..batches import take
 from ..evaluate.metrics import per_class_accuracy
+from ..targets import token_embedding
 from .base import Task
 
 RATES = (0.1, 0.2)
@@ -60,16 +61,11 @@ def _perturb(tokens: dict, rate: float, mode: str, seed: int) -> dict:
     return out
 
 
-def _word_embedding(model: nn.Module) -> nn.Embedding | None:
-    embs = [m for m in model.modules() if isinstance(m, nn.Embedding)]
-    return max(embs, key=lambda m: m.num_embeddings) if embs else None
-
-
 def fgsm_embedding_score(task, model: nn.Module, inputs: dict, targets: torch.Tensor,
                          eps: float, batch_size: int = 256) -> float:
     """The task's score when the word-embedding output takes one FGSM step of ``eps``
     (relative to the embeddings' RMS) against the task's loss."""
-    emb = _word_embedding(model)
+    emb = token_embedding(model)
     if emb is None:
         return float("nan")
     scale = float(emb.weight.detach().pow(2).mean().sqrt())

@@ -23,7 +23,9 @@ def _params(w: torch.Tensor, bits: int, symmetric: bool, group_size: int):
     gran = "group" if group_size else "channel"
     lo, hi = weight_min_max(w, gran, group_size or 1)
     scale, zp = scale_zero_point(lo, hi, bits, symmetric)
-    return scale.half().float(), zp
+    # scales travel as float16; a group of zeros (an embedding's padding row) would round
+    # to a zero scale, so keep the smallest float16 step instead
+    return scale.half().float().clamp_min(2.0 ** -24), zp
 
 
 def _q(w: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, bits: int, symmetric: bool):

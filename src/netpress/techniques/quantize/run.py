@@ -85,6 +85,7 @@ def quantize_and_measure(
     out: str | Path | None = None,
     backend: str = "auto",
     group_size: int = 128,
+    embedding_bits: int = 0,
     observer: str = "minmax",
     qat_epochs: int = 0,
     qat_method: str = "lsq",
@@ -139,7 +140,8 @@ def quantize_and_measure(
             m.netpress_bits = 8
     else:
         targets = Targets(ignore=keep)
-        wcfg = WeightOnly(bits=bits, group_size=group_size, method=method, targets=targets)
+        wcfg = WeightOnly(bits=bits, group_size=group_size, method=method, targets=targets,
+                          embedding_bits=embedding_bits)
         qmodel = copy.deepcopy(fp32)
         if bits_budget is not None:
             from .mixed import allocate_and_quantize
@@ -204,6 +206,7 @@ def quantize_and_measure(
         if family == "weight":
             rec["weight_bits"] = wbits
             rec["group_size"] = group_size
+            rec["embedding_bits"] = embedding_bits
         if mixed is not None:
             rec["mixed_precision"] = mixed
         drop = (rows[0]["val_accuracy"] - chosen["val_accuracy"]) * 100

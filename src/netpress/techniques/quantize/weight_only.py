@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 from ...batches import call
 from ...config import Config, register
 from ...errors import ConfigError
-from ...targets import Targets
+from ...targets import Targets, token_embedding
 from .gptq import gptq, rtn
 from .primitives import as_matrix, expand_to, fake_quant
 
@@ -69,13 +69,16 @@ class FixedQuant(nn.Module):
 
 @dataclass(frozen=True)
 class WeightOnly(Config):
-    """Weight-only quantization of Conv/Linear weights."""
+    """Weight-only quantization of Conv/Linear weights (and, with ``embedding_bits``, of
+    the token-embedding table: the largest ``nn.Embedding``, by round-to-nearest per row
+    group — a lookup table has no inputs for GPTQ to weigh)."""
 
     bits: int = 4  # bits per weight code, 2..8
     group_size: int = 128  # inputs sharing a scale; 0 = one scale per output channel
     method: str = "gptq"  # rtn | gptq
     symmetric: bool = False  # symmetric codes (no zero point) or asymmetric min-max
     damp: float = 0.01  # GPTQ: Hessian dampening, fraction of its mean diagonal
+    embedding_bits: int = 0  # bits of the token-embedding table (RTN); 0 = keep it float
     targets: Targets = field(default_factory=lambda: Targets(types=("Linear", "Conv2d")))
 
     def validate(self) -> None:
@@ -87,6 +90,8 @@ class WeightOnly(Config):
             raise ConfigError(f"method must be 'rtn' or 'gptq', got {self.method!r}")
         if not 0 <= self.damp < 1:
             raise ConfigError("damp must be in [0, 1)")
+        if self.embedding_bits and not 2 <= self.embedding_bits <= 8:
+            raise ConfigError(f"embedding_bits must be 0 (float) or 2..8, got {self.embedding_bits}")
 
 
 def _layer_inputs(x: torch.Tensor, mod: nn.Module) -> torch.Tensor:
@@ -172,7 +177,12 @@ def quantize_weights(model: nn.Module, cfg: WeightOnly, batches=()) -> nn.Module
         else:
             q, scale, zp = rtn(w, cfg.bits, cfg.symmetric, cfg.group_size)
         set_fixed_quant(mod, q, scale, zp, cfg.bits, cfg.symmetric, cfg.group_size)
+    table = token_embedding(model) if cfg.embedding_bits else None
+    if table is not None and not parametrize.is_parametrized(table, "weight"):
+        q, scale, zp = rtn(table.weight.detach(), cfg.embedding_bits, cfg.symmetric, cfg.group_size)
+        set_fixed_quant(table, q, scale, zp, cfg.embedding_bits, cfg.symmetric, cfg.group_size)
     return model
+
 
 
 @register(WeightOnly)
