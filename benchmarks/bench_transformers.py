@@ -82,7 +82,16 @@ def quant(spec, model, task) -> dict:
         "w4-gptq-g128": (WeightOnly(bits=4, group_size=128, method="gptq"), None),
         "w4-gptq-g128+lsq": (WeightOnly(bits=4, group_size=128, method="gptq"),
                              Qat(epochs=1, lr=1e-4, method="lsq")),
+        "w8-per-channel+emb8": (WeightOnly(bits=8, group_size=0, method="rtn", embedding_bits=8),
+                                None),
+        "w4-gptq-g128+emb4": (WeightOnly(bits=4, group_size=128, method="gptq", embedding_bits=4),
+                              None),
+        "w4-gptq-g128+emb4+lsq": (WeightOnly(bits=4, group_size=128, method="gptq",
+                                             embedding_bits=4), Qat(epochs=1, lr=1e-4, method="lsq")),
     }
+    only = os.environ.get("BENCH_ONLY")
+    if only:
+        settings = {k: v for k, v in settings.items() if k in only.split(",")}
     for name, (cfg, qat_cfg) in settings.items():
         t0 = time.time()
         q = apply(copy.deepcopy(model), cfg, ctx)

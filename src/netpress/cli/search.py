@@ -26,8 +26,9 @@ from .common import (
     WeightsOpt,
     emit_json,
     get_model,
-    get_split,
+    get_task,
     start,
+    text_options,
 )
 
 SHORT = {"sparsity": "sparsity", "allocation": "alloc", "self_distill": "distill",
@@ -115,6 +116,7 @@ def register_commands(app: typer.Typer) -> None:
     """
 
     @app.command()
+    @text_options
     def search(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -145,8 +147,8 @@ def register_commands(app: typer.Typer) -> None:
         if trials < 1:
             raise ConfigError(f"--trials {trials}: a search needs at least 1 trial")
         folder = Path(run_dir) if run_dir else default_run_dir("search")
-        split = get_split(data, data_dir, seed)
         net = get_model(model, weights)
+        split = get_task(model, net, data, data_dir, seed)
         rows: list[dict] = []
         tty = not json_out and sys.stderr.isatty()
         live = Live(trials_table(rows), console=ui.err_console) if tty else None
@@ -182,6 +184,7 @@ def register_commands(app: typer.Typer) -> None:
         _print_search(res)
 
     @app.command()
+    @text_options
     def compare(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -202,8 +205,8 @@ def register_commands(app: typer.Typer) -> None:
         if epochs < 1:
             raise ConfigError(f"--epochs {epochs}: compare fine-tunes whole epochs (>= 1)")
         folder = Path(run_dir) if run_dir else default_run_dir("compare")
-        split = get_split(data, data_dir, seed)
         net = get_model(model, weights)
+        split = get_task(model, net, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
         out = compare_techniques(net, model, ctx, folder, epochs, max_acc_drop, threads,
                                  progress=ui.info)

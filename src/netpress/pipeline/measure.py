@@ -28,8 +28,9 @@ def batch1_latency_ms(model: nn.Module, example: torch.Tensor, threads: int = 2,
         >>> batch1_latency_ms(nn.Linear(4, 2), torch.zeros(1, 4), threads=1) > 0
         True
     """
-    lat = measure_many({"m": torch_runner(model)}, example[:1], batch_n=1, threads=threads,
-                       rounds=rounds, batch1_calls=calls, batchn_calls=1)
+    x1 = take(example, slice(0, 1))
+    lat = measure_many({"m": torch_runner(model)}, x1, batch_n=1, threads=threads,
+                       rounds=rounds, batch1_calls=calls, batchn_calls=1, example_n=x1)
     return float(lat["m"]["batch1_p50"])
 
 
