@@ -145,6 +145,18 @@ def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
     return 2.0 * acc["h"] / acc["n"]
 
 
+def _grouped_gptq(w: torch.Tensor, h: torch.Tensor, groups: int, cfg: WeightOnly):
+    """GPTQ of a (possibly grouped) layer. A grouped convolution (depthwise ones in
+    MobileNets) sees only its own group's input channels: each group of output rows is
+    solved with the Hessian block of its inputs, and the grids are stacked by row."""
+    if groups == 1:
+        return gptq(w, h, cfg.bits, cfg.symmetric, cfg.group_size, cfg.damp)
+    rows, cols = w.shape[0] // groups, w.shape[1]
+    parts = [gptq(w[g * rows:(g + 1) * rows], h[g * cols:(g + 1) * cols, g * cols:(g + 1) * cols],
+                  cfg.bits, cfg.symmetric, cfg.group_size, cfg.damp) for g in range(groups)]
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))
+
+
 def set_fixed_quant(mod: nn.Module, q: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor,
                     bits: int, symmetric: bool, group_size: int) -> None:
     """Set ``mod.weight`` to ``q`` and register the grid as a ``FixedQuant``."""
@@ -173,7 +185,7 @@ def quantize_weights(model: nn.Module, cfg: WeightOnly, batches=()) -> nn.Module
         w = as_matrix(mod.weight.detach())
         if cfg.method == "gptq":
             h = layer_hessian(model, mod, batches)
-            q, scale, zp = gptq(w, h, cfg.bits, cfg.symmetric, cfg.group_size, cfg.damp)
+            q, scale, zp = _grouped_gptq(w, h, getattr(mod, "groups", 1), cfg)
         else:
             q, scale, zp = rtn(w, cfg.bits, cfg.symmetric, cfg.group_size)
         set_fixed_quant(mod, q, scale, zp, cfg.bits, cfg.symmetric, cfg.group_size)
