@@ -60,3 +60,12 @@ def test_technique_runs_and_its_artifact_reloads(encoder, name):
     loaded = model_from_artifact(header, state)
     assert torch.allclose(task.predict(loaded, "test")[0], task.predict(run.model, "test")[0],
                           atol=1e-5)
+
+
+def test_hidden_state_distillation_into_a_layer_dropped_student(encoder):
+    """FitNets hints between transformer layers: (N, T, D) hidden states, tuple outputs."""
+    spec, model, task = encoder
+    recipe = parse_recipe("stages: [{_type: Distill, drop: ['1'], width: 1.0, alpha: 0.5, "
+                          "epochs: 1, hints: ['model.encoder.layer.0=model.encoder.layer.1']}]")
+    run = run_recipe(model, recipe, Context(task, seed=0, batch_size=16), spec)
+    assert run.stages[-1].val_accuracy > 0.5

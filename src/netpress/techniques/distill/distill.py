@@ -108,8 +108,8 @@ class FeatureTap:
         self.handles = [mods[n].register_forward_hook(self._hook(n)) for n in names]
 
     def _hook(self, name: str):
-        def hook(mod, inp, out):
-            self.out[name] = out
+        def hook(mod, inp, out):  # transformer layers may return a tuple: keep the hidden states
+            self.out[name] = out[0] if isinstance(out, tuple | list) else out
         return hook
 
     def remove(self) -> None:
@@ -130,8 +130,8 @@ def make_adapter(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> nn.M
         if student_feat.shape[-2:] == teacher_feat.shape[-2:]:
             return conv
         return nn.Sequential(conv, nn.AdaptiveAvgPool2d(tuple(teacher_feat.shape[-2:])))
-    if student_feat.dim() == 2 and teacher_feat.dim() == 2:
-        return nn.Linear(student_feat.shape[1], teacher_feat.shape[1])
+    if student_feat.dim() in (2, 3) and student_feat.dim() == teacher_feat.dim():
+        return nn.Linear(student_feat.shape[-1], teacher_feat.shape[-1])  # (N, D) or (N, T, D)
     raise ModelError(f"cannot adapt a {tuple(student_feat.shape)} feature to "
                      f"{tuple(teacher_feat.shape)}; pick layers of the same kind")
 
