@@ -7,6 +7,7 @@ loaders, the training loop, profiling and export never ask which one they hold.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -55,6 +56,24 @@ def call(model: nn.Module, inputs: Inputs):
     if isinstance(inputs, tuple | list):
         return model(*inputs)
     return model(inputs)
+
+
+def ordered_inputs(model: nn.Module, example: Inputs) -> Inputs:
+    """``example`` with a dict's keys in the order of ``model.forward``'s parameters
+    (keys the signature does not name keep their order, after the named ones).
+
+    Example:
+        >>> class M(nn.Module):
+        ...     def forward(self, input_ids, attention_mask=None): ...
+        >>> list(ordered_inputs(M(), {"attention_mask": 1, "input_ids": 2}))
+        ['input_ids', 'attention_mask']
+    """
+    if not isinstance(example, dict):
+        return example
+    params = list(inspect.signature(model.forward).parameters)
+    rank = {n: i for i, n in enumerate(params)}
+    keys = sorted(example, key=lambda k: (rank.get(k, len(params)), list(example).index(k)))
+    return {k: example[k] for k in keys}
 
 
 def concat(parts: list[Inputs]) -> Inputs:

@@ -1,8 +1,11 @@
 """Runners for deployed forms: ONNX Runtime and (optional extra) OpenVINO sessions.
 
-A runner is ``fn(x: torch.Tensor) -> torch.Tensor`` — what ``netpress.profile.measure``
-times. Sessions use an explicit thread count and no spinning, so a measurement does not
-burn the other cores of a shared machine.
+A runner is ``fn(inputs) -> torch.Tensor`` — what ``netpress.profile.measure`` times —
+where ``inputs`` is what the task gives: one tensor (images) or a dict of tensors (token
+ids, attention mask…). A runner feeds the graph exactly its inputs: the one tensor, or
+the dict's entries the graph names (a model that ignores ``token_type_ids`` exports
+without it). Sessions use an explicit thread count and no spinning, so a measurement does
+not burn the other cores of a shared machine.
 """
 
 from __future__ import annotations
@@ -13,13 +16,36 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..errors import NetpressError
+from ..batches import Inputs, concat, count, take
+from ..errors import ModelError, NetpressError
 
-Runner = Callable[[torch.Tensor], torch.Tensor]
+Runner = Callable[[Inputs], torch.Tensor]
 
 
 class MissingExtra(NetpressError):
     """An optional dependency is not installed."""
+
+
+def import_onnxruntime():
+    """Import ``onnxruntime`` with its telemetry off, so it writes nothing to ``$HOME``.
+
+    ONNX Runtime (1.32, the pinned version; on Linux too) sets up telemetry when it is
+    imported: it writes a device id and an event database to ``~/.cache/Microsoft/
+    DeveloperTools/.onnxruntime``, and netpress does not write to the home folder. The documented opt-out
+    is ``ORT_DISABLE_TELEMETRY=1``, read at import; it is set unless the user set it (a
+    process that imported onnxruntime before netpress keeps what it chose).
+
+    Example:
+        >>> import_onnxruntime().__name__
+        'onnxruntime'
+    """
+    import sys
+
+    if "onnxruntime" not in sys.modules:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
 
 
 def ort_session(path: str | os.PathLike, threads: int = 2, optimize: bool = True):
@@ -28,7 +54,7 @@ def ort_session(path: str | os.PathLike, threads: int = 2, optimize: bool = True
     Example:
         >>> ort_session("model.onnx")  # doctest: +SKIP
     """
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -41,17 +67,41 @@ def ort_session(path: str | os.PathLike, threads: int = 2, optimize: bool = True
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def feeds(names: list[str], inputs: Inputs) -> dict[str, np.ndarray]:
+    """The arrays a graph with inputs ``names`` takes from ``inputs``: a tensor feeds the
+    only input, a tuple feeds the inputs in order, a dict feeds each named input (its
+    other entries are left out).
+
+    Example:
+        >>> sorted(feeds(["input_ids"], {"input_ids": torch.ones(1, 3), "x": torch.ones(1)}))
+        ['input_ids']
+    """
+    if isinstance(inputs, dict):
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise ModelError(f"the ONNX model needs inputs {missing} but the data gives "
+                             f"{sorted(inputs)}; export it from the same model and task")
+        return {n: np.ascontiguousarray(inputs[n].numpy()) for n in names}
+    arrays = list(inputs) if isinstance(inputs, tuple | list) else [inputs]
+    if len(arrays) != len(names):
+        raise ModelError(f"the ONNX model takes {len(names)} inputs ({', '.join(names)}), "
+                         f"the data gives {len(arrays)}; export it from the same model and task")
+    return {n: np.ascontiguousarray(a.numpy()) for n, a in zip(names, arrays, strict=True)}
+
+
 def ort_runner(path: str | os.PathLike, threads: int = 2) -> Runner:
-    """A runner over an ONNX Runtime session of ``path`` (first input, first output).
+    """A runner over an ONNX Runtime session of ``path`` (its inputs, first output).
 
     Example:
         >>> run = ort_runner("model.onnx")  # doctest: +SKIP
+        >>> run({"input_ids": ids, "attention_mask": mask}).shape  # doctest: +SKIP
+        torch.Size([2, 384])
     """
     sess = ort_session(path, threads)
-    name = sess.get_inputs()[0].name
+    names = [i.name for i in sess.get_inputs()]
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+    def run(x: Inputs) -> torch.Tensor:
+        return torch.from_numpy(sess.run(None, feeds(names, x))[0])
 
     return run
 
@@ -112,21 +162,29 @@ def openvino_runner(path: str | os.PathLike, threads: int = 2) -> Runner:
         "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
+    names = [i.get_any_name() for i in compiled.inputs]
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        out = request.infer({0: np.ascontiguousarray(x.numpy())})
+    def run(x: Inputs) -> torch.Tensor:
+        out = request.infer(feeds(names, x))
         return torch.from_numpy(np.array(next(iter(out.values()))))
 
     return run
 
 
 @torch.inference_mode()
-def runner_logits(run: Runner, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """All outputs of ``run`` over ``x`` in batches."""
-    return torch.cat([run(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+def runner_logits(run: Runner, x: Inputs, batch_size: int = 1000) -> torch.Tensor:
+    """All outputs of ``run`` over ``x`` (a tensor or a dict of tensors) in batches.
+
+    Example:
+        >>> runner_logits(lambda t: t["a"] * 2, {"a": torch.ones(3, 1)}, 2).tolist()
+        [[2.0], [2.0], [2.0]]
+    """
+    n = count(x)
+    return concat([run(take(x, slice(i, i + batch_size))).float()
+                   for i in range(0, n, batch_size)])
 
 
-def runner_accuracy(run: Runner, x: torch.Tensor, y: torch.Tensor) -> float:
+def runner_accuracy(run: Runner, x: Inputs, y: torch.Tensor) -> float:
     """Top-1 accuracy (0..1) of a deployed form on ``(x, y)``.
 
     Example:

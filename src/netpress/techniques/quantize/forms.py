@@ -3,6 +3,8 @@
 A ``Form`` is something that really runs: a torch module, an ONNX Runtime session or an
 OpenVINO compiled model, with the bytes of the file it deploys from. int8 is never
 assumed to be faster: every form is timed by ``netpress.profile.measure`` in one run.
+Every runner takes the task's inputs as they are — one image tensor, or a dict of token
+tensors for Hugging Face models — so the same forms serve images and text.
 
 ONNX Runtime's own tooling (``onnxruntime.quantization.quantize_dynamic``) makes the
 dynamic-int8 ONNX form; the static int8 ONNX form is our QDQ export, whose scales come
@@ -22,8 +24,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ...batches import Inputs
 from ...export.onnx import export_onnx
-from ...export.runtimes import openvino_available, openvino_runner, ort_runner
+from ...export.runtimes import (
+    Runner,
+    import_onnxruntime,
+    openvino_available,
+    openvino_runner,
+    ort_runner,
+)
 from ...io import file_size, save_weights
 from ...profile.timing import torch_runner
 
@@ -37,7 +46,7 @@ class Form:
     name: str
     backend: str
     precision: str
-    runner: Callable[[torch.Tensor], torch.Tensor]
+    runner: Runner
     path: Path
     size_bytes: int
 
@@ -64,6 +73,9 @@ def _torch_int8_state(qmodel: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _ort_dynamic(fp32_onnx: Path, out: Path) -> Path:
+    """ONNX Runtime's dynamic quantizer with per-channel int8 weights: MatMul/Gemm weights
+    per output channel; it also stores Gather tables (embeddings) in 8 bits."""
+    import_onnxruntime()  # telemetry off before onnxruntime is first imported
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -83,7 +95,7 @@ def build_forms(
     fp32: nn.Module,
     static: nn.Module | None,
     dynamic: nn.Module | None,
-    example: torch.Tensor,
+    example: Inputs,
     workdir: Path,
     backend: str = "auto",
     threads: int = 2,
@@ -92,7 +104,8 @@ def build_forms(
 ) -> list[Form]:
     """Every deployed form the backend choice and installed extras allow. ``static`` is a
     calibrated fake-quant model (exported as QDQ), ``dynamic`` a torch dynamic-int8 model,
-    ``fx_static`` a torch x86 static-int8 model.
+    ``fx_static`` a torch x86 static-int8 model. ``example`` is one input of the task (a
+    tensor or a dict of tensors; ONNX files get dynamic batch and sequence axes).
     The torch fp32 form always comes first (it is the baseline).
 
     Example:

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ...batches import call
+from ...batches import call, ordered_inputs, take
 from ...config import Config, register
-from ...errors import ConfigError
+from ...errors import ConfigError, ModelError
 from ...targets import Targets
 from .bnfold import fold_batchnorm
 from .modules import WeightQuant, act_quants, attach_act_quant
@@ -155,8 +155,13 @@ def apply_dynamic_int8(model: nn.Module, cfg: DynamicInt8, ctx) -> nn.Module:
 def fx_static_int8(model: nn.Module, batches) -> nn.Module:
     """A torch x86 static-int8 copy of ``model`` (FX graph mode, torch's default x86
     qconfig: histogram observers for activations, per-channel weights), calibrated on
-    ``batches``. It runs torch's quantized kernels (fbgemm/oneDNN), the "PyTorch x86
-    backend" form; its observers are torch's, not netpress's.
+    ``batches`` (inputs, or ``(inputs, targets)``; inputs a tensor or a dict). It runs
+    torch's quantized kernels (fbgemm/oneDNN), the "PyTorch x86 backend" form; its
+    observers are torch's, not netpress's.
+
+    FX must trace the model symbolically. Models with data-dependent Python control flow
+    (Hugging Face transformers, whose masks and shapes are computed in Python) cannot be
+    traced: then a ``ModelError`` says so and the caller skips this form.
 
     Example:
         >>> q = fx_static_int8(nn.Sequential(nn.Linear(4, 3)), [torch.randn(8, 4)])
@@ -171,12 +176,19 @@ def fx_static_int8(model: nn.Module, batches) -> nn.Module:
     batches = [b[0] if isinstance(b, tuple | list) else b for b in batches]
     if not batches:
         raise ConfigError("static int8 needs at least one calibration batch")
+    first = ordered_inputs(model, take(batches[0], slice(0, 1)))
+    example = tuple(first.values()) if isinstance(first, dict) else (first,)
     torch.backends.quantized.engine = "x86"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"),
-                              (batches[0][:1],))
+        try:
+            prepared = prepare_fx(copy.deepcopy(model).eval(),
+                                  get_default_qconfig_mapping("x86"), example)
+        except Exception as e:  # FX's tracer fails in many ways (TypeError, TraceError…)
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ModelError(f"torch FX cannot trace {type(model).__name__} for static int8 "
+                             f"({type(e).__name__}: {msg}); use the ONNX Runtime or "
+                             "OpenVINO static int8 forms") from e
         for x in batches:
-            prepared(x)
+            call(prepared, x)
         return convert_fx(prepared)
-

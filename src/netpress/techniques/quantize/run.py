@@ -5,7 +5,14 @@ Schemes: ``int8-static`` (calibrated weights and activations), ``int8-dynamic`` 
 weights, activations at run time), ``int8`` (both families), and weight-only
 ``w{8,4,3,2}[-rtn|-gptq]`` (default GPTQ). The record is DESIGN.md's, plus ``forms`` (each
 form's test and validation accuracy, file bytes and latency), ``chosen_form`` and
-``warnings`` — e.g. when an int8 form is slower than fp32 torch on this machine.
+``warnings`` — e.g. when an int8 form is slower than fp32 torch on this machine, or when
+a form could not be built for this model (torch FX static int8 cannot trace Hugging Face
+transformers; the static int8 forms then run in ONNX Runtime and OpenVINO only).
+
+Text models work the same way as image models: the task gives dicts of token tensors,
+calibration runs through the task's calib batches, ONNX files take named inputs with
+dynamic batch and sequence axes, and scores are the task's (cosine to the reference for
+sentence encoders, accuracy for classifiers).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 from torch import nn
 
 from ...context import Context
-from ...errors import ConfigError
+from ...errors import ConfigError, ModelError
 from ...io import file_size, write_json
 from ...profile.record import measure
 from ...targets import Targets
@@ -118,6 +125,7 @@ def quantize_and_measure(
     example = task.example_inputs(1, "test")
     static = dynamic = fx_static = None
     mixed = None
+    notes: list[str] = []  # forms that could not be built here, and why
     if family == "int8":
         if method in ("static", "both"):
             say(f"calibrating static int8 ({observer})")
@@ -127,7 +135,11 @@ def quantize_and_measure(
                 qat(static, Qat(qat_epochs, qat_lr, "ste"), ctx)
             if wanted(backend, "torch"):
                 say("calibrating torch x86 static int8 (FX)")
-                fx_static = fx_static_int8(fp32, ctx.calib_loader())
+                try:
+                    fx_static = fx_static_int8(fp32, ctx.calib_loader())
+                except ModelError as e:
+                    notes.append(f"torch-int8-static skipped: {e}")
+                    say(notes[-1])
         if method in ("dynamic", "both"):
             dynamic = dynamic_int8(fp32, DynamicInt8(Targets(types=("Linear",), ignore=keep)))
         # counts (params, MACs, bits per layer) come from a float copy marked with the
@@ -170,8 +182,9 @@ def quantize_and_measure(
             qmodel = baked_copy(qmodel)
             forms.append(Form(f"torch-w{bits}-{method}", "torch", f"w{bits}",
                               torch_runner(qmodel), p, file_size(p)))
-        if len(forms) < 2:
-            raise ConfigError(f"backend {backend!r} gives no quantized form for {scheme}; "
+        if all(f.precision == "fp32" for f in forms):  # e.g. int8-dynamic on openvino
+            why = f" ({'; '.join(notes)})" if notes else ""
+            raise ConfigError(f"backend {backend!r} gives no quantized form for {scheme}{why}; "
                               "use --backend auto")
         say("timing every form (fp32 and quantized) in one run")
         with timing_lock():
@@ -199,7 +212,7 @@ def quantize_and_measure(
             "size_bytes": chosen["size_bytes"], "baseline_size_bytes": base["size_bytes"],
             "compression_ratio": base["size_bytes"] / chosen["size_bytes"],
             "latency_ms": chosen["latency_ms"], "baseline_latency_ms": base["latency_ms"],
-            "forms": rows, "warnings": _warnings(rows),
+            "forms": rows, "warnings": notes + _warnings(rows),
             "keep_float": list(keep), "observer": observer if static is not None else None,
             "qat_epochs": qat_epochs, "qat_method": qat_method if qat_epochs else None,
         })
