@@ -34,8 +34,15 @@ import torch  # noqa: E402
 from netpress.config import apply  # noqa: E402
 from netpress.context import Context  # noqa: E402
 from netpress.io import file_size, save_weights  # noqa: E402
+from netpress.pipeline.steps import Finetune  # noqa: E402
 from netpress.profile.timing import measure_many, torch_runner  # noqa: E402
+from netpress.targets import Targets  # noqa: E402
 from netpress.tasks.build import TextOptions, load_task  # noqa: E402
+from netpress.techniques.distill import Distill  # noqa: E402
+from netpress.techniques.prune.transformer import TransformerPrune  # noqa: E402
+from netpress.techniques.quantize.qat import Qat  # noqa: E402
+from netpress.techniques.quantize.storage import save_packed  # noqa: E402
+from netpress.techniques.quantize.weight_only import WeightOnly  # noqa: E402
 from netpress.zoo import build_model  # noqa: E402
 
 THREADS = 2
@@ -71,10 +78,6 @@ def timed(task, runners: dict) -> dict:
 
 
 def quant(spec, model, task) -> dict:
-    from netpress.targets import Targets
-    from netpress.techniques.quantize.qat import Qat
-    from netpress.techniques.quantize.storage import save_packed
-    from netpress.techniques.quantize.weight_only import WeightOnly
 
     ctx = Context(task, seed=0, threads=THREADS)
     tmp = Path(tempfile.mkdtemp(prefix="np-bench-"))
@@ -113,8 +116,6 @@ def quant(spec, model, task) -> dict:
 
 
 def prune(spec, model, task) -> dict:
-    from netpress.pipeline.steps import Finetune
-    from netpress.techniques.prune.transformer import TransformerPrune
 
     ctx = Context(task, seed=0, threads=THREADS)
     t0 = time.time()
@@ -131,7 +132,6 @@ def prune(spec, model, task) -> dict:
 
 
 def student(spec, model, task) -> dict:
-    from netpress.techniques.distill import Distill
 
     ctx = Context(task, seed=0, threads=THREADS)
     t0 = time.time()
