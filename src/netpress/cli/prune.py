@@ -39,8 +39,9 @@ from .common import (
     WeightsOpt,
     emit_json,
     get_model,
-    get_split,
+    get_task,
     start,
+    text_options,
 )
 
 METHODS = ("magnitude", "agp", "nm", "structured", "han")
@@ -121,6 +122,7 @@ def register_commands(app: typer.Typer) -> None:
     """Add ``prune`` and ``sensitivity`` to ``app``."""
 
     @app.command()
+    @text_options
     def prune(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -167,7 +169,7 @@ def register_commands(app: typer.Typer) -> None:
                            lr, quality, parse_overrides(override), targets, self_distill)
         net = get_model(model, weights)
         original = copy.deepcopy(net)
-        split = get_split(data, data_dir, seed)
+        split = get_task(model, original, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
         ui.info(f"pruning {model} with {type(cfg).__name__}")
         from ..config import apply
@@ -190,6 +192,7 @@ def register_commands(app: typer.Typer) -> None:
         ui.info(f"wrote {out}")
 
     @app.command()
+    @text_options
     def sensitivity(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -218,7 +221,7 @@ def register_commands(app: typer.Typer) -> None:
         if kind not in ("unstructured", "structured"):
             raise ConfigError(f"--kind must be unstructured or structured, got {kind!r}")
         net = get_model(model, weights)
-        split = get_split(data, data_dir, seed)
+        split = get_task(model, net, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
         res = sensitivity_sweep(net, ctx, sweep, kind=kind, targets=Targets(ignore=tuple(ignore)),
                                 progress=ui.info)

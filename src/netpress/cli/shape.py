@@ -25,8 +25,9 @@ from .common import (
     WeightsOpt,
     emit_json,
     get_model,
-    get_split,
+    get_task,
     start,
+    text_options,
 )
 
 
@@ -46,11 +47,12 @@ def register_commands(app: typer.Typer) -> None:
     """Add ``distill`` and ``lowrank`` to ``app``."""
 
     @app.command()
+    @text_options
     def distill(
         teacher: str = typer.Option(..., "--teacher", help="Teacher model: zoo name or "
                                     "package.module:factory."),
-        teacher_weights: str = typer.Option(..., "--teacher-weights",
-                                            help="Teacher weights (.safetensors)."),
+        teacher_weights: str = typer.Option(None, "--teacher-weights",
+                                            help="Teacher weights (.safetensors; optional for hf: folders)."),
         student: str = typer.Option(None, "--student", help="Student model (zoo name or "
                                     "package.module:factory); default: the teacher × --width."),
         width: float = typer.Option(0.5, "--width", help="Width multiplier of the student "
@@ -89,9 +91,9 @@ def register_commands(app: typer.Typer) -> None:
                       temperature=temperature, alpha=alpha, hints=_pairs(hint),
                       attention=_pairs(attention), epochs=epochs, lr=lr)
         t = get_model(teacher, teacher_weights)
-        split = get_split(data, data_dir, seed)
+        split = get_task(teacher, t, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
-        s = build_student(t, cfg, split.train[0][:2], seed=seed, ctx=ctx)
+        s = build_student(t, cfg, ctx.example_inputs(2), seed=seed, ctx=ctx)
         ui.info(f"student: {sum(p.numel() for p in s.parameters()):,} parameters; "
                 f"teacher: {sum(p.numel() for p in t.parameters()):,}")
         result = distill_into(s, t, cfg, ctx)
@@ -105,6 +107,7 @@ def register_commands(app: typer.Typer) -> None:
         _show(rec, json_out)
 
     @app.command()
+    @text_options
     def lowrank(
         model: str = ModelOpt,
         weights: str = WeightsOpt,
@@ -147,7 +150,7 @@ def register_commands(app: typer.Typer) -> None:
                       finetune_epochs=finetune_epochs, lr=lr,
                       targets=Targets(ignore=_pairs(ignore)))
         dense = get_model(model, weights)
-        split = get_split(data, data_dir, seed)
+        split = get_task(model, dense, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
         plan = plan_ranks(dense, cfg, ctx)
         if not plan:
