@@ -85,6 +85,8 @@ def register_commands(app: typer.Typer) -> None:
                                        help="Weight-only: inputs per scale (0 = per channel)."),
         embedding_bits: int = typer.Option(0, "--embedding-bits", help=(
             "Weight-only: bits of the token-embedding table (RTN per row group; 0 = float).")),
+        act_order: bool = typer.Option(False, "--act-order", help=(
+            "GPTQ: quantize columns by decreasing Hessian diagonal (groups stay contiguous).")),
         observer: str = typer.Option("minmax", "--observer", help=(
             "Static int8 activation ranges: minmax | ema | percentile | mse | kl.")),
         qat_epochs: int = typer.Option(0, "--qat-epochs",
@@ -119,7 +121,7 @@ def register_commands(app: typer.Typer) -> None:
         split = get_task(model, net, data, data_dir, seed)
         rec = quantize_and_measure(
             net, split, model, scheme, out=out, backend=backend, group_size=group_size,
-            embedding_bits=embedding_bits,
+            embedding_bits=embedding_bits, act_order=act_order,
             observer=observer, qat_epochs=qat_epochs, qat_method=qat_method, qat_lr=qat_lr,
             bits_budget=bits_budget, keep=_keep(keep), tolerance_pp=tolerance_pp,
             select_at=select_at, threads=threads, seed=seed, rounds=rounds, say=ui.info)

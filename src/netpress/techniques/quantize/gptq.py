@@ -66,10 +66,15 @@ def gptq(
     group_size: int = 128,
     damp: float = 0.01,
     block: int = 128,
+    act_order: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GPTQ of a 2-D weight ``w [out, in]`` given the Hessian ``h [in, in]``.
 
-    Returns ``(dequantized weight, scale, zero_point)`` like ``rtn``.
+    Returns ``(dequantized weight, scale, zero_point)`` like ``rtn``. With ``act_order``
+    the columns are quantized in order of decreasing Hessian diagonal (the inputs with the
+    most energy first, whose error the rest can still absorb); the groups stay contiguous in
+    the original order, their grids fixed from the unquantized weight beforehand ("static
+    groups"), so the result packs and loads like any other.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -86,6 +91,12 @@ def gptq(
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
     H += damp * torch.mean(torch.diag(H)) * torch.eye(n, dtype=H.dtype)
+    perm = torch.argsort(torch.diag(H), descending=True) if act_order else torch.arange(n)
+    static = None
+    if act_order:
+        if group_size:
+            static = _params(W.float(), bits, symmetric, group_size)
+        W, H = W[:, perm], H[perm][:, perm]
     # H is damped so it is well conditioned; linalg.inv is far faster here than
     # cholesky_inverse on float64 CPU tensors
     Hinv = torch.linalg.cholesky(torch.linalg.inv(H), upper=True)
@@ -105,14 +116,17 @@ def gptq(
         Hinv1 = Hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             col = i1 + i
-            if group_size and col % group_size == 0:
+            if static is not None:
+                g = int(perm[col]) // group_size
+                s, z = static[0][:, g:g + 1], static[1][:, g:g + 1]
+            elif group_size and col % group_size == 0:
                 g = col // group_size
                 s, z = _params(W1[:, i:i + group_size].float(), bits, symmetric, 0)
                 scale[:, g], zp[:, g] = s[:, 0], z[:, 0]
-            if group_size:
+            if group_size and static is None:
                 s, z = scale[:, col // group_size:col // group_size + 1], \
                     zp[:, col // group_size:col // group_size + 1]
-            else:
+            elif not group_size:
                 s, z = scale, zp
             wcol = W1[:, i:i + 1]
             q = _q(wcol.float(), s, z, bits, symmetric).double()
@@ -122,4 +136,8 @@ def gptq(
             E1[:, i:i + 1] = err
         Q[:, i1:i2] = Q1
         W[:, i2:] -= E1 @ Hinv[i1:i2, i2:]
+    if act_order:
+        Q = Q[:, torch.argsort(perm)]
+        if static is not None:
+            scale, zp = static
     return Q.to(w.dtype), scale, zp

@@ -93,6 +93,7 @@ def quantize_and_measure(
     backend: str = "auto",
     group_size: int = 128,
     embedding_bits: int = 0,
+    act_order: bool = False,
     observer: str = "minmax",
     qat_epochs: int = 0,
     qat_method: str = "lsq",
@@ -153,7 +154,7 @@ def quantize_and_measure(
     else:
         targets = Targets(ignore=keep)
         wcfg = WeightOnly(bits=bits, group_size=group_size, method=method, targets=targets,
-                          embedding_bits=embedding_bits)
+                          embedding_bits=embedding_bits, act_order=act_order)
         qmodel = copy.deepcopy(fp32)
         if bits_budget is not None:
             from .mixed import allocate_and_quantize
@@ -220,6 +221,7 @@ def quantize_and_measure(
             rec["weight_bits"] = wbits
             rec["group_size"] = group_size
             rec["embedding_bits"] = embedding_bits
+            rec["act_order"] = act_order
         if mixed is not None:
             rec["mixed_precision"] = mixed
         drop = (rows[0]["val_accuracy"] - chosen["val_accuracy"]) * 100

@@ -78,6 +78,7 @@ class WeightOnly(Config):
     method: str = "gptq"  # rtn | gptq
     symmetric: bool = False  # symmetric codes (no zero point) or asymmetric min-max
     damp: float = 0.01  # GPTQ: Hessian dampening, fraction of its mean diagonal
+    act_order: bool = False  # GPTQ: columns by decreasing Hessian diagonal (static groups)
     embedding_bits: int = 0  # bits of the token-embedding table (RTN); 0 = keep it float
     targets: Targets = field(default_factory=lambda: Targets(types=("Linear", "Conv2d")))
 
@@ -149,11 +150,12 @@ def _grouped_gptq(w: torch.Tensor, h: torch.Tensor, groups: int, cfg: WeightOnly
     """GPTQ of a (possibly grouped) layer. A grouped convolution (depthwise ones in
     MobileNets) sees only its own group's input channels: each group of output rows is
     solved with the Hessian block of its inputs, and the grids are stacked by row."""
+    kw = {"damp": cfg.damp, "act_order": cfg.act_order}
     if groups == 1:
-        return gptq(w, h, cfg.bits, cfg.symmetric, cfg.group_size, cfg.damp)
+        return gptq(w, h, cfg.bits, cfg.symmetric, cfg.group_size, **kw)
     rows, cols = w.shape[0] // groups, w.shape[1]
     parts = [gptq(w[g * rows:(g + 1) * rows], h[g * cols:(g + 1) * cols, g * cols:(g + 1) * cols],
-                  cfg.bits, cfg.symmetric, cfg.group_size, cfg.damp) for g in range(groups)]
+                  cfg.bits, cfg.symmetric, cfg.group_size, **kw) for g in range(groups)]
     return tuple(torch.cat([p[i] for p in parts]) for i in range(3))
 
 
