@@ -31,12 +31,12 @@ class TransformerPrune(Config):
     """Remove a fraction of attention heads and of FFN neurons from a transformer.
 
     Example:
-        >>> TransformerPrune(ffn=0.5).heads
-        0.0
+        >>> TransformerPrune().ffn, TransformerPrune().heads
+        (0.5, 0.0)
     """
 
     heads: float = 0.0  # fraction of attention heads removed, 0..1 (every layer keeps one)
-    ffn: float = 0.0  # fraction of FFN (intermediate) neurons removed, 0..1
+    ffn: float = 0.5  # fraction of FFN (intermediate) neurons removed, 0..1
     importance: Literal["taylor", "magnitude"] = "taylor"  # loss gradients or weight norms
     scope: Literal["global", "layer"] = "global"  # rank units across layers or per layer
     batches: int = 8  # calibration batches for the Taylor importance

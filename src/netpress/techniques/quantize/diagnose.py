@@ -20,6 +20,7 @@ are the ones to keep in higher precision (``--keep NAME`` on the CLI,
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
@@ -68,8 +69,7 @@ def diagnose(model: nn.Module, x: torch.Tensor, cfg: WeightOnly | None = None,
     for name in names:
         m = copy.deepcopy(model)
         one = Targets(types=cfg.targets.types, names=(name,))
-        quantize_weights(m, WeightOnly(cfg.bits, cfg.group_size, cfg.method, cfg.symmetric,
-                                       cfg.damp, one), calib or ())
+        quantize_weights(m, dataclasses.replace(cfg, targets=one, embedding_bits=0), calib or ())
         mod_q = dict(m.named_modules())[name]
         w_ref = dict(model.named_modules())[name].weight
         got = _outputs(m, [name], x)
@@ -127,6 +127,7 @@ def diagnose_static(model: nn.Module, quantized: nn.Module, x: torch.Tensor,
 
     Example:
         >>> import copy
+import dataclasses
         >>> from netpress import Context
         >>> from netpress.data import load_split
         >>> from netpress.zoo import build_model

@@ -78,9 +78,10 @@ class WeightOnly(Config):
     method: str = "gptq"  # rtn | gptq
     symmetric: bool = False  # symmetric codes (no zero point) or asymmetric min-max
     damp: float = 0.01  # GPTQ: Hessian dampening, fraction of its mean diagonal
+    targets: Targets = field(default_factory=lambda: Targets(types=("Linear", "Conv2d")))
+    # added after targets, so positional construction keeps its meaning
     act_order: bool = False  # GPTQ: columns by decreasing Hessian diagonal (static groups)
     embedding_bits: int = 0  # bits of the token-embedding table (RTN); 0 = keep it float
-    targets: Targets = field(default_factory=lambda: Targets(types=("Linear", "Conv2d")))
 
     def validate(self) -> None:
         if not 2 <= self.bits <= 8:
