@@ -36,7 +36,10 @@ def test_round_trip_every_registered_config():
         if any(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                for f in fields.values()):
             continue
-        cfg = cls()
+        try:
+            cfg = cls()
+        except ConfigError:  # defaults that do nothing are refused (TransformerPrune)
+            continue
         assert Config.from_dict(cfg.to_dict()) == cfg
     cfg = Scale(0.5, "first", Targets(names=("re:0|1",), ignore=("2",)))
     assert Config.from_dict(cfg.to_dict()) == cfg

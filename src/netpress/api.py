@@ -16,17 +16,25 @@ from .config import Config, apply
 from .context import Context
 from .data.loaders import ArrayLoader
 from .data.splits import Split
+from .errors import ModelError
 from .evaluate.metrics import EvalResult, evaluate_logits
 from .io import load_into, load_weights, save_weights
 from .profile.record import measure
 from .tasks.base import Task, TaskResult
-from .tasks.classification import as_task
+from .tasks.classification import ImageClassification, as_task
 from .train import TrainResult, fit
+from .train_text import train_text
 from .zoo import build_model, zoo_entry
 
 
-def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
-    """Build ``spec`` (zoo name or ``package.module:factory``) and load safetensors weights.
+def load_model(spec: str, weights: str | Path | None = None, task: str | None = None) -> nn.Module:
+    """Build ``spec`` (zoo name, ``hf:DIR`` or ``package.module:factory``) and load safetensors
+    weights.
+
+    For ``hf:DIR``, ``task`` loads the folder for that task (embedding, text-classification,
+    causal-lm); a weights file written by ``netpress train`` or a compress run says itself
+    which task and head it holds (its ``netpress.edits`` metadata), and ``task``, when given,
+    must agree with it.
 
     Example:
         >>> m = load_model("lenet-300-100")
@@ -34,44 +42,65 @@ def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
         'Sequential'
     """
     if weights is not None:
-        # files written after shape-changing techniques (low-rank, students, tying) carry
-        # their architecture edits; rebuild the edited model rather than the plain one
+        # files written after shape-changing techniques (low-rank, students, tying) or with a
+        # fresh head carry their architecture edits; rebuild the edited model, not the plain one
         from .techniques.edits import EDITS_KEY, load_edited, read_metadata
 
         meta = read_metadata(weights)
         if EDITS_KEY in meta:  # structured-only files keep their own path below
-            return load_edited(weights, spec)
-    model = build_model(spec)
+            model = load_edited(weights, spec)
+            _check_task(model, task, str(weights))
+            return model
+    model = build_model(spec, task=task) if spec.startswith("hf:") else build_model(spec)
     if weights is not None:
         state = load_weights(weights)
         from .techniques.prune.resize import is_structured, resize_to_state
+        from .zoo.hf_state import load_state, tied_names
 
         if is_structured(weights):  # channels were removed: shrink the layers to fit
             resize_to_state(model, state)
-        load_into(model, state, source=str(weights))
+        if tied_names(model):  # tied tensors (GPT-2's lm_head) may be stored once
+            load_state(model, state, source=str(weights))
+        else:
+            load_into(model, state, source=str(weights))
     model.eval()
     return model
 
 
+def _check_task(model: nn.Module, task: str | None, source: str) -> None:
+    own = getattr(getattr(model, "hf_info", None), "task", None)
+    if task is not None and own is not None and task != own:
+        raise ModelError(f"{source} holds a {own} model, not {task}; drop --task or pass --task {own}")
+
+
 def train(
     spec: str,
-    split: Split,
+    split: Split | Task,
     epochs: int | None = None,
     seed: int = 0,
     lr: float | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     out: str | Path | None = None,
     threads: int = 2,
 ) -> tuple[nn.Module, TrainResult]:
-    """Train a model from scratch on ``split``; save it to ``out`` if given.
+    """Train a model on ``split``; save it to ``out`` if given.
 
-    Defaults for epochs and learning rate come from the zoo entry (10 and 1e-3 for a
-    user factory).
+    Image models (a ``Split``, or an image-classification task) are trained from scratch;
+    defaults for epochs and learning rate come from the zoo entry (10 and 1e-3 for a user
+    factory), batches are 128. A text task (``load_task("hf:DIR", "text:…")``) fine-tunes
+    the folder's model for that task with the task's loss: a headless encoder gets a fresh
+    classification head with one output per class of the data, a language model trains on
+    next tokens (``train_text``).
 
     Example:
         >>> from netpress.data import load_split
         >>> m, r = train("lenet-300-100", load_split("digits"), epochs=1)  # doctest: +SKIP
     """
+    if isinstance(split, Task) and not isinstance(split, ImageClassification):
+        return train_text(spec, split, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
+                          out=out, threads=threads)
+    split = split.split if isinstance(split, Task) else split
+    batch_size = batch_size if batch_size is not None else 128
     entry = zoo_entry(spec)
     epochs = epochs if epochs is not None else (entry.epochs if entry else 10)
     lr = lr if lr is not None else (entry.lr if entry else 1e-3)
@@ -122,4 +151,4 @@ def compress(model: nn.Module, stages: Sequence[Config], ctx: Context) -> nn.Mod
     return model
 
 
-__all__ = ["bake", "compress", "evaluate", "load_model", "profile", "train"]
+__all__ = ["bake", "compress", "evaluate", "load_model", "profile", "train", "train_text"]

@@ -56,11 +56,14 @@ def fit(
     params: list[nn.Parameter] | None = None,
     threads: int = 2,
     description: str = "train",
+    val_fn: Callable[[nn.Module], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` passes over ``loader``.
 
     ``on_step(step, total_steps)`` runs after every optimiser step. ``params``
-    restricts which parameters are trained (default: all that require grad).
+    restricts which parameters are trained (default: all that require grad). After each
+    epoch, ``val_loader`` gives the top-1 accuracy of a classifier, or ``val_fn(model)`` any
+    score (a task's validation score), appended to ``val_accuracy``.
 
     Example:
         >>> from netpress.data import ArrayLoader
@@ -100,5 +103,7 @@ def fit(
                 from .evaluate.metrics import accuracy
 
                 result.val_accuracy.append(accuracy(model, val_loader))
+            elif val_fn is not None:
+                result.val_accuracy.append(float(val_fn(model)))
     model.eval()
     return result

@@ -89,16 +89,34 @@ def get_task(model: str, net, data: str, data_dir: str | None, seed: int):
 
 def get_model(spec: str, weights: str | None, need_weights: bool = True):
     """Build the model named on the command line and load its weights (an ``hf:`` folder
-    holds its own pretrained weights, so ``--weights`` is optional there)."""
+    holds its own pretrained weights, so ``--weights`` is optional there; ``--task`` loads it
+    for that task, and a weights file with a fresh head says its own task)."""
     if spec.startswith("hf:"):
         ui.info(f"loading {spec}")
-        return load_model(spec, weights)
+        return load_model(spec, weights, task=(_TEXT.get() or TextOptions()).task)
     if need_weights and weights is None:
         raise NetpressError(
             f"--weights is required for {spec}; train weights first with "
             f"`netpress train --model {spec} --out model.safetensors`"
         )
     return load_model(spec, weights)
+
+
+def folder_is_reference(weights: str) -> bool:
+    """Whether an ``hf:`` folder's own model is the natural reference of ``weights``: not
+    when ``netpress train`` wrote them (they are a new baseline; a random or headless
+    folder is no reference) or when they hold another task's head."""
+    from ..techniques.edits import EDITS_KEY, read_metadata
+    from ..train_text import TRAINED_BY
+
+    meta = read_metadata(weights)
+    if meta.get("trained_by") == TRAINED_BY:
+        return False
+    try:
+        edits = json.loads(meta.get(EDITS_KEY, "[]"))
+    except json.JSONDecodeError:
+        return True  # loading the weights reports the broken metadata
+    return not any(isinstance(e, dict) and e.get("op") == "hf_task" for e in edits)
 
 
 def emit_json(obj: dict) -> None:

@@ -65,7 +65,7 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
     header, state = decode_artifact(run.artifact)
     loaded = model_from_artifact(header, state)
     task = ctx.task
-    same = bool(torch.equal(task.predict(loaded, "test")[0], task.predict(run.model, "test")[0]))
+    same = same_outputs(task.predict(loaded, "test")[0], task.predict(run.model, "test")[0])
     ui.info("measuring the loaded artifact against the baseline")
     params = sum(p.numel() for p in net.parameters())
     rec = measure(loaded, task, model, baseline=net, size_bytes=len(run.artifact),
@@ -88,14 +88,31 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
     return rec, info
 
 
+def same_outputs(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-identical outputs; NaN equals NaN (a language model's predictions mark ignored
+    positions with NaN).
+
+    Example:
+        >>> same_outputs(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, float("nan")]))
+        True
+    """
+    nan_a, nan_b = a.isnan(), b.isnan()
+    return bool(torch.equal(nan_a, nan_b) and torch.equal(a[~nan_a], b[~nan_b]))
+
+
 def write_run_files(folder: Path, baseline, compressed, ctx: Context) -> None:
     """sensitivity.json, histograms.json and behaviour.json of a run (sensitivity is kept
-    when a resumed run already measured it)."""
+    when a resumed run already measured it; for text and large models the sweep is bounded,
+    see ``run_files.sweep_plan``). Behaviour is the task's: per class, calibration, noise
+    and FGSM for images; token dropout, swaps and embedding FGSM for text."""
     if not (folder / "sensitivity.json").is_file():
         ui.info("measuring per-layer pruning sensitivity of the baseline")
-        write_json(folder / "sensitivity.json", sensitivity_file(baseline, ctx))
+        write_json(folder / "sensitivity.json", sensitivity_file(baseline, ctx, progress=ui.info))
     write_json(folder / "histograms.json", histograms_file(baseline, compressed))
-    ui.info("validating behaviour on test data: per class, calibration, noise, FGSM")
+    ui.info("validating behaviour on test data: " + (
+        "per class, calibration, noise, FGSM" if ctx.task.kind == "image-classification"
+        else "token dropout, token swaps, FGSM on the embeddings"
+        + (", per class" if ctx.task.classes else "")))
     write_json(folder / "behaviour.json", ctx.task.behaviour(compressed, baseline, seed=ctx.seed))
 
 

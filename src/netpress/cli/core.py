@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import typer
 from rich.table import Table
@@ -20,6 +21,7 @@ from .common import (
     ThreadsOpt,
     WeightsOpt,
     emit_json,
+    folder_is_reference,
     get_model,
     get_split,
     get_task,
@@ -28,24 +30,73 @@ from .common import (
 )
 
 
+def _train_text(model: str, data: str, data_dir: str | None, epochs: int | None, lr: float | None,
+                batch_size: int | None, seed: int, threads: int, out: str, json_out: bool) -> None:
+    """``netpress train`` for an ``hf:`` folder: the task from the folder's own model (or
+    --task), fine-tuned, saved with its head, evaluated on test."""
+    import time
+
+    base = api.load_model(model)  # the folder as it is: what the text is tokenised for
+    task = get_task(model, base, data, data_dir, seed)
+    del base
+    t0 = time.perf_counter()
+    net, result = api.train(model, task, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
+                            out=out, threads=threads)
+    seconds = time.perf_counter() - t0
+    test = task.evaluate(net, "test").as_dict()
+    digest = hashlib.sha256(open(out, "rb").read()).hexdigest()
+    metrics = {k: v for k, v in test.items() if isinstance(v, float)}
+    rec = {"model": model, **task.describe(), "epochs": len(result.losses), "seed": seed,
+           "num_labels": task.num_classes if task.classes else None,
+           "train_examples": task.num_examples("train"), "test_examples": task.num_examples("test"),
+           "final_loss": result.losses[-1] if result.losses else None,
+           "val_accuracy": result.val_accuracy[-1] if result.val_accuracy else None,
+           "val_scores": result.val_accuracy, "accuracy": test["score"], "metrics": metrics,
+           "out": out, "size_bytes": os.path.getsize(out), "sha256": digest,
+           "seconds": seconds, "threads": threads, "netpress_version": __version__}
+    if json_out:
+        emit_json(rec)
+        return
+    name = task.score_name
+    t = Table(title=f"trained {model} ({task.kind}) on {task.name}", title_justify="left")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    rows = [("epochs", str(rec["epochs"])), ("final train loss", f"{rec['final_loss']:.4f}"),
+            (f"val {name}", f"{rec['val_accuracy']:.4f}"), (f"test {name}", f"{test['score']:.4f}")]
+    rows += [(f"test {k}", f"{v:.4f}") for k, v in metrics.items() if k not in ("score", name)]
+    rows += [("seconds", f"{seconds:.0f}"), ("out", out), ("sha256", digest)]
+    for row in rows:
+        t.add_row(*row)
+    ui.out_console.print(t)
+
+
 def register_commands(app: typer.Typer) -> None:
     """Add the foundation commands to ``app``."""
 
     @app.command()
+    @text_options
     def train(
         model: str = ModelOpt,
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
-        epochs: int = typer.Option(None, "--epochs", help="Epochs (default: the zoo's)."),
-        lr: float = typer.Option(None, "--lr", help="Adam learning rate (default: the zoo's)."),
-        batch_size: int = typer.Option(128, "--batch-size"),
+        epochs: int = typer.Option(None, "--epochs", help="Epochs (default: the zoo's; 3 for "
+                                                          "hf: models)."),
+        lr: float = typer.Option(None, "--lr", help="Adam learning rate (default: the zoo's; "
+                                                    "1e-4 for text classification, 5e-4 for "
+                                                    "causal LMs)."),
+        batch_size: int = typer.Option(None, "--batch-size",
+                                       help="Batch size (default 128; 32 for hf: models)."),
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
         out: str = typer.Option(..., "--out", "-o", help="Where to write .safetensors."),
         json_out: bool = JsonOpt,
     ):
-        """Train a model from scratch; same seed, same bytes."""
+        """Train a zoo model from scratch, or fine-tune an hf: model on text (a fresh
+        classification head for an encoder, next tokens for a causal LM); same seed, same bytes."""
         start(json_out)
+        if model.startswith("hf:"):
+            _train_text(model, data, data_dir, epochs, lr, batch_size, seed, threads, out, json_out)
+            return
         split = get_split(data, data_dir, seed)
         net, result = api.train(model, split, epochs=epochs, seed=seed, lr=lr,
                                 batch_size=batch_size, out=out, threads=threads)
@@ -66,6 +117,31 @@ def register_commands(app: typer.Typer) -> None:
             t.add_row("test_accuracy" if k == "accuracy" else k,
                       f"{v:.4f}" if isinstance(v, float) else str(v))
         ui.out_console.print(t)
+
+    @app.command("init-lm")
+    def init_lm(
+        out: str = typer.Option(..., "--out", "-o", help="New folder for the model."),
+        tokenizer_from: str = typer.Option(..., "--tokenizer-from",
+                                           help="A local model folder whose tokenizer to copy "
+                                                "(e.g. all-MiniLM-L6-v2's)."),
+        layers: int = typer.Option(2, "--layers", help="Transformer blocks."),
+        hidden: int = typer.Option(128, "--hidden", help="Width of the blocks."),
+        heads: int = typer.Option(4, "--heads", help="Attention heads per block."),
+        positions: int = typer.Option(128, "--positions", help="Tokens of context."),
+        seed: int = SeedOpt,
+    ):
+        """Create a small GPT-2 causal LM with random weights and a copied tokenizer, offline;
+        train it with `netpress train --model hf:OUT --data text:fortunes`."""
+        start(False)
+        from ..zoo.hf_make import make_tiny_causal_lm
+
+        path = make_tiny_causal_lm(out, tokenizer_from, layers=layers, hidden=hidden, heads=heads,
+                                   positions=positions, seed=seed)
+        net = api.load_model(f"hf:{path}")
+        params = sum(p.numel() for p in net.parameters())
+        ui.out_console.print(f"wrote {path}: GPT-2, {layers} layers × {hidden} wide, {heads} heads, "
+                             f"{positions} positions, vocabulary {net.hf_info.vocab_size:,}, "
+                             f"{params:,} parameters (embedding tied with the output layer)")
 
     @app.command()
     @text_options
@@ -120,7 +196,7 @@ def register_commands(app: typer.Typer) -> None:
         else:
             net = get_model(model, weights)
         ref = get_model(model, reference) if reference else None
-        if ref is None and model.startswith("hf:") and weights:
+        if ref is None and model.startswith("hf:") and weights and folder_is_reference(weights):
             ref = get_model(model, None)  # the folder's own weights are the reference
         split = get_task(model, ref if ref is not None else net, data, data_dir, seed)
         res = api.evaluate(net, split, reference=ref)
@@ -138,7 +214,7 @@ def register_commands(app: typer.Typer) -> None:
         t.add_column("value", justify="right")
         if not split.classes:
             for k, v in res.as_dict().items():
-                if isinstance(v, float):
+                if isinstance(v, float) and k != "score":  # the score is listed by its name
                     t.add_row(k, f"{v:.4f}")
             if ref_acc is not None:
                 t.add_row(f"reference {split.score_name}", f"{ref_acc:.4f}")

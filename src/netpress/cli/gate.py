@@ -17,8 +17,9 @@ from .common import (
     ThreadsOpt,
     emit_json,
     get_model,
-    get_split,
+    get_task,
     start,
+    text_options,
 )
 
 
@@ -73,28 +74,31 @@ def register_commands(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @app.command()
+    @text_options
     def validate(
         model: str = ModelOpt,
-        weights: str = typer.Option(..., "--weights", "-w",
-                                    help="Baseline (uncompressed) weights as .safetensors."),
+        weights: str = typer.Option(None, "--weights", "-w",
+                                    help="Baseline (uncompressed) weights as .safetensors "
+                                         "(optional for an hf: folder: its own weights)."),
         artifact: str = typer.Option(..., "--artifact", "-a", help="The compressed .netpress file."),
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
         seed: int = SeedOpt,
         noise: list[float] = typer.Option(None, "--noise",
-                                          help="Gaussian noise level σ as a fraction of the input "
-                                               "range; repeat for several (default 0.1 and 0.2)."),
+                                          help="Images: Gaussian noise level σ as a fraction of the "
+                                               "input range; repeat for several (default 0.1 and 0.2)."),
         eps: list[float] = typer.Option(None, "--eps",
-                                        help="FGSM step ε as a fraction of the input range; "
-                                             "repeat for several (default 0.02 and 0.05)."),
+                                        help="FGSM step ε as a fraction of the input range (images) "
+                                             "or of the embeddings' RMS (text); repeat for several "
+                                             "(default 0.02 and 0.05)."),
         threads: int = ThreadsOpt,
         out: str = typer.Option(None, "--out", "-o", help="Also write the JSON here (atomic)."),
         json_out: bool = JsonOpt,
     ):
-        """Behaviour beyond accuracy on test data: per-class drop, ECE, noise and FGSM
-        robustness, agreement and KL of the artifact against the baseline."""
+        """Behaviour beyond the score on test data, artifact against baseline: per-class drop,
+        ECE, noise and FGSM robustness for images; token dropout, token swaps and FGSM on the
+        embeddings for text; agreement and KL."""
         from ..encode.artifact import load_artifact
-        from ..evaluate.behaviour import behaviour
         from ..evaluate.behaviour_table import behaviour_table, per_class_table
         from ..io import write_json
 
@@ -103,23 +107,30 @@ def register_commands(app: typer.Typer) -> None:
         eps_levels = _levels(eps, (0.02, 0.05), "--eps")
         if threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {threads}")
+        text = model.startswith("hf:")
+        if text and noise:
+            raise ConfigError("--noise perturbs image pixels; text models are checked with token "
+                              "dropout and swaps instead; drop --noise")
         torch.set_num_threads(threads)
-        base = get_model(model, weights)
+        base = get_model(model, weights, need_weights=not text)
         net, header = load_artifact(artifact)
         spec = str((header.get("model") or {}).get("spec"))
         if spec != model:
             ui.info(f"note: the artifact was built from {spec}, the baseline from {model}")
-        split = get_split(data, data_dir, seed)
-        ui.info(f"validating {artifact} against {weights} on {len(split.test[1]):,} test examples")
-        rec = {"model": model, "artifact": artifact, "baseline_weights": weights, "data": split.name,
-               "threads": threads,
-               **behaviour(net, base, split, noise=noise_levels, eps=eps_levels, seed=seed)}
+        task = get_task(model, base, data, data_dir, seed)
+        ui.info(f"validating {artifact} against {weights or model} on "
+                f"{task.num_examples('test'):,} test examples")
+        kw = {"eps": eps_levels} if text else {"noise": noise_levels, "eps": eps_levels}
+        rec = {"model": model, "artifact": artifact, "baseline_weights": weights, "data": task.name,
+               "task": task.kind, "threads": threads,
+               **task.behaviour(net, base, seed=seed, **kw)}
         if out is not None:
             write_json(out, rec)
         if json_out:
             emit_json(rec)
             return
         ui.out_console.print(behaviour_table(rec))
-        ui.out_console.print(per_class_table(rec))
+        if rec.get("per_class"):
+            ui.out_console.print(per_class_table(rec))
         if out is not None:
             ui.out_console.print(f"wrote {out}")

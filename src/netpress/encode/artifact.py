@@ -167,7 +167,12 @@ def model_from_artifact(header: dict, state: dict[str, torch.Tensor]) -> nn.Modu
     if desc.get("edits") or desc.get("resized"):
         return rebuild(spec, desc, state, source="artifact tensors")
     model = build_model(spec)
-    load_into(model, state, source="artifact tensors")
+    from ..zoo.hf_state import load_state, tied_names
+
+    if tied_names(model):  # tied tensors (GPT-2's lm_head) are stored once, under the first name
+        load_state(model, state, source="artifact tensors")
+    else:
+        load_into(model, state, source="artifact tensors")
     return model.eval()
 
 

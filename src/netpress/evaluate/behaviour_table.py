@@ -23,9 +23,29 @@ def _change(base: float | None, new: float | None) -> str:
     return _pp(100.0 * (new - base))
 
 
+# key of a robustness list, its level's key, how a row names it
+ROBUSTNESS = (("noise", "sigma", "noise σ"), ("fgsm", "eps", "FGSM ε"),
+              ("token_dropout", "rate", "token dropout"), ("token_swap", "rate", "token swaps"),
+              ("fgsm_embedding", "eps", "embedding FGSM ε"))
+
+
+def _rows(b: dict, what: str) -> list[tuple[str, str, str, str]]:
+    out = []
+    for key, param, label in ROBUSTNESS:
+        for r in b.get(key) or []:
+            if isinstance(r, dict) and param in r:
+                sep = "=" if label.endswith(("σ", "ε")) else " "
+                out.append((f"{what}, {label}{sep}{r[param]:g}", _pct(r.get("baseline_accuracy")),
+                            _pct(r.get("accuracy")), _change(r.get("baseline_accuracy"),
+                                                             r.get("accuracy"))))
+    return out
+
+
 def behaviour_table(b: dict) -> Table:
-    """Baseline vs compressed, one row per measure (accuracy, ECE, noise, FGSM, largest
-    class drop, agreement, KL); "change" is compressed minus baseline in percentage points.
+    """Baseline vs compressed, one row per measure: the task's score, ECE, robustness
+    (pixel noise and FGSM for images; token dropout, token swaps and FGSM on the embeddings
+    for text), largest class drop, agreement, KL; "change" is compressed minus baseline in
+    percentage points. Measures a record lacks are left out.
 
     Example:
         >>> b = {"accuracy": 0.9, "baseline_accuracy": 0.91, "ece": 0.02, "baseline_ece": 0.03,
@@ -35,26 +55,32 @@ def behaviour_table(b: dict) -> Table:
         >>> behaviour_table(b).row_count
         6
     """
+    from ..tasks.base import score_label
+
+    name = b.get("score_name")
     t = Table(title=f"behaviour on {b.get('examples', '?')} test examples")
     t.add_column("measure")
     t.add_column("baseline", justify="right")
     t.add_column("compressed", justify="right")
     t.add_column("change", justify="right")
-    t.add_row("accuracy", _pct(b["baseline_accuracy"]), _pct(b["accuracy"]),
+    what = "accuracy" if name in (None, "accuracy") else score_label(name)
+    t.add_row(what, _pct(b["baseline_accuracy"]), _pct(b["accuracy"]),
               _change(b["baseline_accuracy"], b["accuracy"]))
-    t.add_row("ECE (lower is better)", _pct(b["baseline_ece"]), _pct(b["ece"]),
-              _change(b["baseline_ece"], b["ece"]))
-    for r in b.get("noise", []):
-        t.add_row(f"accuracy, noise σ={r['sigma']:g}", _pct(r["baseline_accuracy"]),
-                  _pct(r["accuracy"]), _change(r["baseline_accuracy"], r["accuracy"]))
-    for r in b.get("fgsm", []):
-        t.add_row(f"accuracy, FGSM ε={r['eps']:g}", _pct(r["baseline_accuracy"]),
-                  _pct(r["accuracy"]), _change(r["baseline_accuracy"], r["accuracy"]))
+    if "ece" in b:
+        t.add_row("ECE (lower is better)", _pct(b.get("baseline_ece")), _pct(b["ece"]),
+                  _change(b.get("baseline_ece"), b["ece"]))
+    for row in _rows(b, what):
+        t.add_row(*row)
     if b.get("max_class_drop_pp") is not None:
         t.add_row("largest class drop", "", f"{b['max_class_drop_pp']:.2f} pp",
                   f"class {b['worst_class']}" if b.get("worst_class") is not None else "")
-    t.add_row("agreement with baseline", "", _pct(b["agreement"]), "")
-    t.add_row("KL(baseline ‖ compressed)", "", f"{b['kl']:.4f} nats", "")
+    for key, label in (("agreement", "agreement with baseline"),
+                       ("next_token_agreement", "next-token agreement with baseline")):
+        if b.get(key) is not None:
+            t.add_row(label, "", _pct(b[key]), "")
+    kl = b.get("kl", b.get("mean_kl"))
+    if kl is not None:
+        t.add_row("KL(baseline ‖ compressed)", "", f"{kl:.4f} nats", "")
     return t
 
 

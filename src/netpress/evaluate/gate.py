@@ -11,6 +11,11 @@ Each budget reads one number of the report (see docs/runs.md):
 
 A ``behaviour.json`` written by ``netpress validate --out`` can be gated too: it holds
 ``accuracy_drop_pp`` and ``max_class_drop_pp`` at its top level.
+
+"Accuracy" is the task's score (``score_name`` in the report): top-1 accuracy for
+classifiers, next-token accuracy for language models, the cosine to the reference for
+sentence encoders; the check's text names it. Tasks without classes (language models,
+encoders) have no per-class drop, and ``--max-class-drop`` says so.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, FormatError
+from ..tasks.base import score_label
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,10 @@ def report_value(report: dict, budget: Budget) -> float:
             raise FormatError(f"report key {key} is {value!r}, not a number; {budget.flag} "
                               "cannot be checked against it")
         return float(value)
+    kind = report.get("task") or (report.get("behaviour") or {}).get("task")
+    if budget.name == "max_class_drop" and kind in ("causal-lm", "embedding"):
+        raise FormatError(f"a {kind} model has no classes, so {budget.flag} cannot be checked; "
+                          "drop it (gate --max-acc-drop on the task's score instead)")
     raise FormatError(f"report has no {' or '.join(budget.keys)}, which {budget.flag} needs; "
                       "gate the report.json of a finished `netpress compress` run"
                       + (" (with behaviour validation)" if budget.name == "max_class_drop" else ""))
@@ -163,7 +173,10 @@ def check_budgets(
         op = ("<=" if passed else ">") if budget.upper else (">=" if passed else "<")
         fmt = ".1f" if budget.name == "min_ratio" else ".3f" if budget.name == "max_latency_ms" \
             else ".2f"
-        text = (f"{'PASS' if passed else 'FAIL'}  {budget.label}: {value:{fmt}} {budget.unit} "
+        label = budget.label
+        if name == "max_acc_drop" and report.get("score_name") not in (None, "accuracy"):
+            label = f"{score_label(report['score_name'])} drop"
+        text = (f"{'PASS' if passed else 'FAIL'}  {label}: {value:{fmt}} {budget.unit} "
                 f"{op} {limit:g} {budget.unit} ({budget.flag})")
         checks.append(Check(name, value, limit, passed, text))
     return checks

@@ -83,7 +83,8 @@ class RunResult:
 def _run_info(recipe: Recipe, ctx: Context, spec: str, meta: dict, base_val: float,
               stages: list[StageResult], status: str) -> dict:
     return {"version": RUN_VERSION, "kind": "compress", "model": spec, "seed": ctx.seed,
-            "threads": ctx.threads, "data": ctx.data_name, **meta, "status": status,
+            "threads": ctx.threads, "data": ctx.data_name, "task": ctx.task.kind,
+            "score_name": ctx.task.score_name, **meta, "status": status,
             "recipe": recipe.to_dict(), "baseline_val_accuracy": base_val,
             "stages": [asdict(s) for s in stages]}
 

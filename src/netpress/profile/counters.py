@@ -72,10 +72,24 @@ def count_params(model: nn.Module) -> int:
 
 def count_nonzero(model: nn.Module) -> int:
     """Parameters that are not exactly zero, as the model computes with them
-    (through any pruning masks)."""
-    total = 0
+    (through any pruning masks); a tensor shared by several layers (GPT-2's output layer
+    is its embedding) is counted once, like ``count_params`` does.
+
+    Example:
+        >>> m = nn.Sequential(nn.Embedding(4, 2), nn.Linear(2, 4, bias=False))
+        >>> m[1].weight = m[0].weight
+        >>> count_nonzero(m) == count_params(m) == 8
+        True
+    """
+    seen, alive, total = set(), [], 0
     for _, m in _leaf_modules(model):
-        total += sum(int(torch.count_nonzero(t)) for t in _own_tensors(m))
+        for t in _own_tensors(m):
+            alive.append(t)  # a masked weight is computed afresh: keep it so no address is reused
+            key = (t.data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+            if t.numel() and key in seen:
+                continue
+            seen.add(key)
+            total += int(torch.count_nonzero(t))
     return total
 
 

@@ -19,7 +19,7 @@ from ..io import file_size, save_weights
 from ..tasks.base import Task
 from ..tasks.classification import as_task
 from ..version import __version__
-from .counters import count_params, layer_counts
+from .counters import count_nonzero, count_params, layer_counts
 from .timing import Runner, layer_latency_shares, measure_many, peak_rss_mb, torch_runner
 
 
@@ -29,6 +29,10 @@ def saved_size_bytes(model: nn.Module) -> int:
         path = os.path.join(d, "model.safetensors")
         save_weights(model, path)
         return file_size(path)
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def measure(
@@ -97,7 +101,7 @@ def measure(
     record = {
         "model": name,
         "params": count_params(model),
-        "nonzero_params": sum(r.nonzero for r in layers),
+        "nonzero_params": count_nonzero(model),  # tied tensors once, as in "params"
         "macs": sum(r.macs for r in layers),
         "accuracy": acc,
         "baseline_accuracy": base_acc,
@@ -115,6 +119,10 @@ def measure(
         **task.describe(),
         "test_examples": len(y),
     }
+    if not task.classes:  # perplexity of a language model, recall@10 of an encoder, …
+        record["metrics"] = _scalars(task.metrics_outputs(out, y))
+        if base_out is not None:
+            record["baseline_metrics"] = _scalars(task.metrics_outputs(base_out, y))
     if base_out is not None:
         cmp = task.compare_outputs(out, base_out)
         record.update({k: v for k, v in cmp.items() if k != "mean_kl"})

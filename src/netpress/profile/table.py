@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from ..tasks.base import score_label
+
 
 def _n(x: int) -> str:
     return f"{x:,}"
@@ -33,13 +35,14 @@ def summary_table(record: dict) -> Table:
     t.add_column("value", justify="right")
     t.add_column("baseline", justify="right")
     lat, blat = record["latency_ms"], record["baseline_latency_ms"]
+    label = score_label(record.get("score_name"))
     rows = [
         ("parameters (count)", _n(record["params"]), ""),
         ("nonzero parameters (count)", _n(record["nonzero_params"]), ""),
         ("MACs per example (count)", _n(record["macs"]), ""),
-        ("top-1 accuracy", f"{record['accuracy'] * 100:.2f}%",
-         f"{record['baseline_accuracy'] * 100:.2f}%"),
-        ("accuracy drop", f"{record['accuracy_drop_pp']:.2f} pp", ""),
+        (label, f"{record['accuracy'] * 100:.2f}%", f"{record['baseline_accuracy'] * 100:.2f}%"),
+        ("accuracy drop" if label == "top-1 accuracy" else f"{label} drop",
+         f"{record['accuracy_drop_pp']:.2f} pp", ""),
         ("size on disk", f"{_n(record['size_bytes'])} B", f"{_n(record['baseline_size_bytes'])} B"),
         ("compression ratio", f"{record['compression_ratio']:.2f}×", ""),
         ("latency batch 1 p50", f"{lat['batch1_p50']:.3f} ms", f"{blat['batch1_p50']:.3f} ms"),
@@ -48,6 +51,14 @@ def summary_table(record: dict) -> Table:
          f"{blat['batchN_p50']:.3f} ms"),
         ("peak RSS", f"{record['peak_rss_mb']:.0f} MiB", ""),
     ]
+    metrics, base = record.get("metrics") or {}, record.get("baseline_metrics") or {}
+    if "perplexity" in metrics:
+        rows.insert(5, ("perplexity", f"{metrics['perplexity']:.2f}",
+                        f"{base['perplexity']:.2f}" if "perplexity" in base else ""))
+    for key, name in (("agreement", "top-1 agreement with baseline"),
+                      ("next_token_agreement", "next-token agreement with baseline")):
+        if isinstance(record.get(key), float):
+            rows.insert(5, (name, f"{record[key] * 100:.2f}%", ""))
     for row in rows:
         t.add_row(*row)
     return t

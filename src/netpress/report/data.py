@@ -106,8 +106,12 @@ def normalize_sensitivity(obj: dict) -> dict:
     bad = [k for k, v in layers.items() if not isinstance(v, list) or len(v) != n]
     if bad:
         raise FormatError(f"sensitivity.json: layer {bad[0]} does not have {n} accuracies")
-    return {"kind": obj.get("kind", "unstructured"), "sparsities": list(obj["sparsities"]),
-            "baseline": base, "layers": layers}
+    out = {"kind": obj.get("kind", "unstructured"), "sparsities": list(obj["sparsities"]),
+           "baseline": base, "layers": layers}
+    for key in ("sampled", "note"):  # a bounded sweep says what it left out
+        if key in obj:
+            out[key] = obj[key]
+    return out
 
 
 def _check(name: str, obj: dict) -> dict:

@@ -138,9 +138,10 @@ def render_html(data: RunData, report: dict, plots: dict[str, tuple[str, bytes]]
     ]
     if data.kind == "search":
         parts.append(_section("Search: Pareto front and best candidate", _search(data, report)))
+    score_name = run.get("score_name") or (data.record or {}).get("score_name")
     parts.append(_section("Stages", [table_html(stages_table(stages, run.get(
-        "baseline_val_accuracy")))] if stages or run.get("baseline_val_accuracy") is not None
-        else ["<p>run.json lists no stages.</p>"]))
+        "baseline_val_accuracy"), score_name))] if stages or run.get("baseline_val_accuracy")
+        is not None else ["<p>run.json lists no stages.</p>"]))
     if data.behaviour:
         beh = [table_html(behaviour_table(data.behaviour))]
         if data.behaviour.get("per_class"):
@@ -152,8 +153,10 @@ def render_html(data: RunData, report: dict, plots: dict[str, tuple[str, bytes]]
     parts.append(_section("Technique comparison on this model",
                           [table_html(compare_table(data.compare))] if data.compare
                           else [_note(data, "compare.json")]))
+    sens_note = (data.sensitivity or {}).get("note")
     parts.append(_section("Per-layer sensitivity", [fig.get("sensitivity") or
-                                                    _note(data, "sensitivity.json")]))
+                                                    _note(data, "sensitivity.json")]
+                          + ([f'<p class="meta">{escape(str(sens_note))}</p>'] if sens_note else [])))
     parts.append(_section("Weight histograms", [fig.get("histograms") or
                                                 _note(data, "histograms.json")]))
     size_note = _note(data, "model.netpress") + _note(data, "record.json")

@@ -7,8 +7,9 @@ the full HTML report is.
 
 from __future__ import annotations
 
+from ..tasks.base import score_label
 from .data import RunData, num
-from .tables import Table, behaviour_table, summary_table
+from .tables import ROBUSTNESS, Table, behaviour_table, summary_table
 
 
 def table_md(table: Table) -> str:
@@ -33,9 +34,10 @@ def table_md(table: Table) -> str:
 
 def _short_summary(rec: dict) -> Table:
     head, rows = summary_table(rec)
-    keep = ("size on disk", "compression ratio", "test top-1 accuracy", "accuracy drop")
-    return head, [r for r in rows if r[0] in keep or (r[0].startswith("latency batch")
-                                                      and r[0].endswith("p50"))]
+    keep = ("size on disk", "compression ratio", "test perplexity")
+    return head, [r for i, r in enumerate(rows) if r[0] in keep or i in (2, 3)  # score, drop
+                  or r[0].startswith(("latency batch", "next-token agreement"))
+                  and not r[0].endswith("p95")]
 
 
 def render_markdown(data: RunData, report: dict, html_path: str | None = None) -> str:
@@ -80,14 +82,19 @@ def render_markdown(data: RunData, report: dict, html_path: str | None = None) -
                          f"({num(b['max_class_drop_pp'], 2, ' pp')} drop)")
         if "ece" in b:
             facts.append(f"ECE {num(b['ece'], 4)} (baseline {num(b.get('baseline_ece'), 4)})")
-        if "agreement" in b:
+        if b.get("agreement") is not None:
             facts.append(f"agreement with baseline {num(b['agreement'], 2, '%', 100)}, "
-                         f"KL {num(b.get('kl'), 4)} nats")
+                         f"KL {num(b.get('kl', b.get('mean_kl')), 4)} nats")
+        if b.get("next_token_agreement") is not None:
+            facts.append(f"next-token agreement with baseline "
+                         f"{num(b['next_token_agreement'], 2, '%', 100)}")
     lines += [f"- {f}" for f in facts]
-    if b and (b.get("noise") or b.get("fgsm")):
-        head, rows = behaviour_table(b)
-        rob = [r for r in rows if r[0].startswith(("Gaussian", "FGSM"))]
-        lines += ["", "Robustness (test accuracy):", "", table_md((head, rob))]
+    head, rows = behaviour_table(b) if b else ([], [])
+    rob = [r for r in rows if r[0].startswith(ROBUSTNESS)]
+    if rob:
+        name = b.get("score_name")
+        what = "accuracy" if name in (None, "accuracy") else score_label(name)
+        lines += ["", f"Robustness (test {what}):", "", table_md((head, rob))]
     elif not b:
         lines += [f"- _{data.note('behaviour.json')}_"]
     if html_path:

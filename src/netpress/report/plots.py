@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 
+from ..tasks.base import score_label
 from .data import RunData
 from .points import budget_limits, pareto_indices, run_points
 
@@ -100,7 +101,7 @@ def tradeoff_png(points: list[dict], axis: str = "size", limits: dict | None = N
     return _png(fig)
 
 
-def sensitivity_png(sens: dict) -> bytes:
+def sensitivity_png(sens: dict, label: str = "top-1") -> bytes:
     """Accuracy against sparsity, one line per layer pruned alone (sensitivity.json).
 
     Example:
@@ -117,8 +118,11 @@ def sensitivity_png(sens: dict) -> bytes:
                    label="unpruned")
     unit = "channels" if sens.get("kind") == "structured" else "weights"
     ax.set_xlabel(f"{unit} removed from the layer alone (%)")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title(f"per-layer {sens.get('kind', '')} sensitivity")
+    ax.set_ylabel(f"validation {label} (%)")
+    sampled = sens.get("sampled")
+    ax.set_title(f"per-layer {sens.get('kind', '')} sensitivity"
+                 + (f" ({sampled['layers_swept']} of {sampled['layers_total']} layers)"
+                    if isinstance(sampled, dict) and "layers_swept" in sampled else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
@@ -214,7 +218,9 @@ def make_plots(data: RunData) -> dict[str, tuple[str, bytes]]:
     out: dict[str, tuple[str, bytes]] = {}
     points = run_points(data)
     limits = budget_limits(data)
-    acc = "validation top-1 (%)" if data.kind == "search" and data.trials else "test top-1 (%)"
+    name = data.run.get("score_name") or (data.record or {}).get("score_name")
+    label = "top-1" if name in (None, "accuracy") else score_label(name)
+    acc = f"validation {label} (%)" if data.kind == "search" and data.trials else f"test {label} (%)"
     if any(p.get("size_bytes") is not None and p.get("accuracy") is not None for p in points):
         out["accuracy_vs_size"] = ("Accuracy vs artifact size",
                                    tradeoff_png(points, "size", limits, acc))
@@ -222,7 +228,7 @@ def make_plots(data: RunData) -> dict[str, tuple[str, bytes]]:
         out["accuracy_vs_latency"] = ("Accuracy vs latency",
                                       tradeoff_png(points, "latency", limits, acc))
     if data.sensitivity and data.sensitivity["layers"]:
-        out["sensitivity"] = ("Per-layer sensitivity", sensitivity_png(data.sensitivity))
+        out["sensitivity"] = ("Per-layer sensitivity", sensitivity_png(data.sensitivity, label))
     if data.histograms and data.histograms["layers"]:
         out["histograms"] = ("Weight histograms before / after", histograms_png(data.histograms))
     parts = size_parts(data)

@@ -5,6 +5,7 @@ Each function returns ``(header, rows)``; a renderer only lays them out.
 
 from __future__ import annotations
 
+from ..tasks.base import score_label
 from .data import num
 from .points import batch1, settings_text
 
@@ -27,22 +28,65 @@ def _b(x) -> str:
     return num(x, 0, " B")
 
 
+def score_cell(x, score_name: str | None = None) -> str:
+    """A task's score for a table: a percentage, or 4 decimals for a cosine.
+
+    Example:
+        >>> score_cell(0.98765), score_cell(0.98765, "cosine")
+        ('98.77%', '0.9877')
+    """
+    return num(x, 4) if score_name == "cosine" else _pct(x)
+
+
+def drop_label(score_name: str | None) -> str:
+    """The name of a score's drop: "accuracy drop" for classifiers, else "<score> drop".
+
+    Example:
+        >>> drop_label(None), drop_label("token_accuracy")
+        ('accuracy drop', 'next-token accuracy drop')
+    """
+    label = score_label(score_name)
+    return "accuracy drop" if label == "top-1 accuracy" else f"{label} drop"
+
+
+def _comparison_rows(rec: dict) -> list[list[str]]:
+    """Agreement with the baseline (top-1 or next-token), KL and log-probability change."""
+    rows = []
+    if rec.get("agreement") is not None:
+        rows.append(["top-1 agreement with baseline", _pct(rec.get("agreement")), ""])
+    if rec.get("next_token_agreement") is not None:
+        rows.append(["next-token agreement with baseline", _pct(rec["next_token_agreement"]), ""])
+    if rec.get("mean_abs_logprob_change") is not None:
+        rows.append(["mean |Δ log p(next token)|", num(rec["mean_abs_logprob_change"], 4, " nats"),
+                     ""])
+    return rows
+
+
 def summary_table(rec: dict) -> Table:
-    """Before/after: size, ratio, accuracy, drop, latency at batch 1 and N, counts, threads.
+    """Before/after: size, ratio, the task's score and its drop, latency at batch 1 and N,
+    counts, threads; perplexity and agreement with the baseline where the record has them.
 
     Example:
         >>> h, rows = summary_table({"size_bytes": 10, "baseline_size_bytes": 40,
         ...                          "compression_ratio": 4.0})
-        >>> rows[0], rows[1]
-        (['size on disk', '10 B', '40 B'], ['compression ratio', '4.00×', ''])
+        >>> rows[0], rows[1], rows[2][0]
+        (['size on disk', '10 B', '40 B'], ['compression ratio', '4.00×', ''], 'test top-1 accuracy')
     """
     lat, blat = rec.get("latency_ms") or {}, rec.get("baseline_latency_ms") or {}
     n = lat.get("batch_n", blat.get("batch_n", "N"))
+    name = rec.get("score_name")
     rows = [
         ["size on disk", _b(rec.get("size_bytes")), _b(rec.get("baseline_size_bytes"))],
         ["compression ratio", num(rec.get("compression_ratio"), 2, "×"), ""],
-        ["test top-1 accuracy", _pct(rec.get("accuracy")), _pct(rec.get("baseline_accuracy"))],
-        ["accuracy drop", _pp(rec.get("accuracy_drop_pp")), ""],
+        [f"test {score_label(name)}", score_cell(rec.get("accuracy"), name),
+         score_cell(rec.get("baseline_accuracy"), name)],
+        [drop_label(name), _pp(rec.get("accuracy_drop_pp")), ""],
+    ]
+    metrics, base = rec.get("metrics") or {}, rec.get("baseline_metrics") or {}
+    if "perplexity" in metrics:
+        rows.append(["test perplexity", num(metrics["perplexity"], 2),
+                     num(base.get("perplexity"), 2)])
+    rows += [
         ["latency batch 1 p50", _ms(lat.get("batch1_p50")), _ms(blat.get("batch1_p50"))],
         ["latency batch 1 p95", _ms(lat.get("batch1_p95")), _ms(blat.get("batch1_p95"))],
         [f"latency batch {n} p50", _ms(lat.get("batchN_p50")), _ms(blat.get("batchN_p50"))],
@@ -51,13 +95,13 @@ def summary_table(rec: dict) -> Table:
         ["MACs per example (count)", num(rec.get("macs"), 0), ""],
         ["threads", num(rec.get("threads"), 0), num(rec.get("threads"), 0)],
     ]
-    if "agreement" in rec:
-        rows.append(["top-1 agreement with baseline", _pct(rec.get("agreement")), ""])
+    rows += _comparison_rows(rec)
     return ["figure", "compressed", "baseline"], rows
 
 
-def stages_table(stages: list[dict], baseline_val: float | None = None) -> Table:
-    """One row per stage: technique, seconds, validation accuracy after it, its check.
+def stages_table(stages: list[dict], baseline_val: float | None = None,
+                 score_name: str | None = None) -> Table:
+    """One row per stage: technique, seconds, the task's validation score after it, its check.
 
     Example:
         >>> stages_table([{"technique": "MagnitudePrune", "seconds": 1.5, "val_accuracy": 0.9,
@@ -66,7 +110,7 @@ def stages_table(stages: list[dict], baseline_val: float | None = None) -> Table
     """
     rows = []
     if baseline_val is not None:
-        rows.append(["0", "baseline", "", _pct(baseline_val), ""])
+        rows.append(["0", "baseline", "", score_cell(baseline_val, score_name), ""])
     for i, s in enumerate(stages, 1):
         chk = s.get("check")
         if isinstance(chk, dict):
@@ -77,19 +121,30 @@ def stages_table(stages: list[dict], baseline_val: float | None = None) -> Table
         else:
             chk_s = "–"
         rows.append([str(i), str(s.get("technique")), num(s.get("seconds"), 1),
-                     _pct(s.get("val_accuracy")), chk_s])
-    return ["#", "technique", "seconds", "val accuracy after", "check"], rows
+                     score_cell(s.get("val_accuracy"), score_name), chk_s])
+    label = "accuracy" if score_name in (None, "accuracy") else score_label(score_name)
+    return ["#", "technique", "seconds", f"val {label} after", "check"], rows
+
+
+def _rate_rows(b: dict, key: str, what: str, param: str, name: str | None) -> list[list[str]]:
+    return [[f"{what} {param}={r.get(param)}", score_cell(r.get("accuracy"), name),
+             score_cell(r.get("baseline_accuracy"), name)]
+            for r in b.get(key) or [] if isinstance(r, dict)]
 
 
 def behaviour_table(b: dict) -> Table:
-    """Whole-model behaviour: accuracy, worst class, ECE, noise, FGSM, agreement, KL.
+    """Whole-model behaviour: the task's score, worst class, ECE, robustness (pixel noise
+    and FGSM for images; token dropout, token swaps and FGSM on the embeddings for text),
+    agreement, KL.
 
     Example:
         >>> behaviour_table({"accuracy": 0.9, "baseline_accuracy": 0.92})[1][0]
         ['test top-1 accuracy', '90.00%', '92.00%']
     """
-    rows = [["test top-1 accuracy", _pct(b.get("accuracy")), _pct(b.get("baseline_accuracy"))]]
-    if "max_class_drop_pp" in b:
+    name = b.get("score_name")
+    rows = [[f"test {score_label(name)}", score_cell(b.get("accuracy"), name),
+             score_cell(b.get("baseline_accuracy"), name)]]
+    if b.get("max_class_drop_pp") is not None:
         rows.append(["largest per-class drop", f"{_pp(b['max_class_drop_pp'])} "
                      f"(class {b.get('worst_class', '?')})", ""])
     if "ece" in b:
@@ -100,11 +155,19 @@ def behaviour_table(b: dict) -> Table:
     for r in b.get("fgsm") or []:
         rows.append([f"FGSM ε={r.get('eps')}", _pct(r.get("accuracy")),
                      _pct(r.get("baseline_accuracy"))])
-    if "agreement" in b:
-        rows.append(["top-1 agreement with baseline", _pct(b["agreement"]), ""])
-    if "kl" in b:
-        rows.append(["mean KL(baseline ‖ compressed)", num(b["kl"], 4, " nats"), ""])
+    rows += _rate_rows(b, "token_dropout", "token dropout", "rate", name)
+    rows += _rate_rows(b, "token_swap", "token swaps", "rate", name)
+    rows += _rate_rows(b, "fgsm_embedding", "embedding FGSM", "eps", name)
+    rows += _comparison_rows(b)
+    kl = b.get("kl", b.get("mean_kl"))
+    if kl is not None:
+        rows.append(["mean KL(baseline ‖ compressed)", num(kl, 4, " nats"), ""])
+    if b.get("cosine") is not None and name != "cosine":
+        rows.append(["cosine to baseline", num(b["cosine"], 4), ""])
     return ["figure", "compressed", "baseline"], rows
+
+
+ROBUSTNESS = ("Gaussian", "FGSM", "token dropout", "token swaps", "embedding FGSM")
 
 
 def per_class_table(b: dict) -> Table:

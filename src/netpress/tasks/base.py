@@ -26,6 +26,19 @@ from ..data.loaders import ArrayLoader
 from ..data.splits import Split
 
 PARTS = ("train", "val", "calib", "test")
+# how tables name each task's score (``Task.score_name``); all are fractions, drops are pp
+SCORE_LABELS = {"accuracy": "top-1 accuracy", "cosine": "cosine to reference",
+                "token_accuracy": "next-token accuracy"}
+
+
+def score_label(score_name: str | None) -> str:
+    """How tables name a task's score (top-1 accuracy when a record does not say).
+
+    Example:
+        >>> score_label("token_accuracy"), score_label(None)
+        ('next-token accuracy', 'top-1 accuracy')
+    """
+    return SCORE_LABELS.get(score_name or "accuracy", str(score_name).replace("_", " "))
 
 
 @dataclass(frozen=True)

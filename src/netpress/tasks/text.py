@@ -62,6 +62,12 @@ def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(F.cosine_similarity(a.float(), b.float(), dim=-1).mean())
 
 
+def _levels(kw: dict) -> dict:
+    """The perturbation levels a caller chose (``rates``, ``eps``); other keys are the image
+    checks' and do not apply to text."""
+    return {k: tuple(v) for k, v in kw.items() if k in ("rates", "eps") and v is not None}
+
+
 class TextClassification(Classification):
     """Sequence classification: token dicts in, logits out, labels from the data."""
 
@@ -71,7 +77,7 @@ class TextClassification(Classification):
         """Per-class gaps and robustness to token dropout and swaps (see ``behaviour``)."""
         from .text_behaviour import text_behaviour
 
-        return text_behaviour(self, model, baseline, seed=seed)
+        return text_behaviour(self, model, baseline, seed=seed, **_levels(kw))
 
 
 class SentenceEmbedding(Task):
@@ -109,7 +115,7 @@ class SentenceEmbedding(Task):
     def behaviour(self, model, baseline, seed: int = 0, **kw) -> dict:
         from .text_behaviour import text_behaviour
 
-        return text_behaviour(self, model, baseline, seed=seed)
+        return text_behaviour(self, model, baseline, seed=seed, **_levels(kw))
 
 
 class CausalLanguageModel(Task):
@@ -117,6 +123,10 @@ class CausalLanguageModel(Task):
 
     kind = "causal-lm"
     score_name = "token_accuracy"
+
+    def __init__(self, split: Split, eval_batch_size: int = 32) -> None:
+        # a batch's logits are (batch, tokens, vocabulary) floats: 32 × 128 × 30,522 is 0.5 GB
+        super().__init__(split, eval_batch_size)
 
     def loss_outputs(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(outputs.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
@@ -179,7 +189,7 @@ class CausalLanguageModel(Task):
     def behaviour(self, model, baseline, seed: int = 0, **kw) -> dict:
         from .text_behaviour import text_behaviour
 
-        return text_behaviour(self, model, baseline, seed=seed)
+        return text_behaviour(self, model, baseline, seed=seed, **_levels(kw))
 
 
 # -- building a text task -----------------------------------------------------------------

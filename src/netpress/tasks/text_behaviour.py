@@ -107,7 +107,7 @@ def _score_on(task, model, inputs, targets) -> float:
 
     if isinstance(task, CausalLanguageModel):
         targets = lm_targets(inputs)
-    loader = task.loader("test").__class__(inputs, targets, batch_size=256)
+    loader = task.loader("test").__class__(inputs, targets, batch_size=min(256, task.eval_batch_size))
     return task.score_outputs(*task.predict(model, loader=loader))
 
 
@@ -131,9 +131,10 @@ def text_behaviour(task, model: nn.Module, baseline: nn.Module, seed: int = 0,
             rows.append({"rate": r, "accuracy": _score_on(task, model, pert, targets),
                          "baseline_accuracy": _score_on(task, baseline, pert, targets)})
         rec[key] = rows
+    bs = min(256, task.eval_batch_size)  # a language model's logits are large
     rec["fgsm_embedding"] = [
-        {"eps": e, "accuracy": fgsm_embedding_score(task, model, inputs, targets, e),
-         "baseline_accuracy": fgsm_embedding_score(task, baseline, inputs, targets, e)}
+        {"eps": e, "accuracy": fgsm_embedding_score(task, model, inputs, targets, e, bs),
+         "baseline_accuracy": fgsm_embedding_score(task, baseline, inputs, targets, e, bs)}
         for e in eps]
     if task.classes:
         out, y = task.predict(model, "test")

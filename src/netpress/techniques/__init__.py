@@ -3,7 +3,8 @@
 
 ``MODULES`` is the one list of them: recipes, edit replay and the conformance check all
 call ``load_techniques`` instead of keeping lists of their own. Nothing is discovered by
-walking packages.
+walking packages. ``netpress.zoo.hf_task`` registers no technique, only the edit that gives
+a Hugging Face folder another task (a fresh classification head).
 """
 
 import importlib
@@ -11,7 +12,7 @@ import importlib
 MODULES = ("netpress.techniques.prune", "netpress.techniques.cluster",
            "netpress.techniques.quantize", "netpress.techniques.lowrank",
            "netpress.techniques.distill", "netpress.techniques.share",
-           "netpress.pipeline.steps")
+           "netpress.pipeline.steps", "netpress.zoo.hf_task")
 
 
 def load_techniques() -> None:

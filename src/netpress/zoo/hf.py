@@ -172,7 +172,8 @@ def _model_class(tf: Any, config: Any, task: str, num_labels: int | None, path: 
                              "embedding")
         has_head = any(a.endswith("ForSequenceClassification") for a in archs)
         if not has_head and num_labels is None:
-            raise ModelError(f"{path} has no classification head; pass num_labels to create a fresh one")
+            raise ModelError(f"{path} has no classification head; fine-tune one with `netpress train "
+                             "--task text-classification` (or pass num_labels to load_hf)")
         if has_head and num_labels is not None and num_labels != config.num_labels:
             raise ModelError(f"{path} classifies into {config.num_labels} labels, not {num_labels}; "
                              "drop num_labels or start from the encoder without a head")

@@ -57,6 +57,9 @@ def _sweep_unstructured(model, ctx, sparsities, targets, say) -> Sensitivity:
         res.sizes[name] = w0.numel()
         accs = []
         for s in sparsities:
+            if s == 0:  # nothing pruned: the model is the baseline, already measured
+                accs.append(res.baseline_accuracy)
+                continue
             m.weight.copy_(w0 * magnitude_mask(w0, s))
             accs.append(ctx.evaluate(model))
         m.weight.copy_(w0)
