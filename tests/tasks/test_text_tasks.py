@@ -115,3 +115,36 @@ def test_load_task_refuses_mismatched_model_and_data(folders):
     with pytest.raises(DataError, match="label"):
         load_task(folders["cls"], folders["text"], text=TextOptions(task="text-classification",
                                                                     label_column=None))
+
+
+@pytest.mark.parametrize("kind", ["enc", "lm"])
+def test_length_batched_outputs_equal_one_text_at_a_time(folders, tmp_path, kind):
+    """Texts of very different lengths are batched by length and cut to each batch's longest;
+    the outputs come back in the part's order and equal those of each text run alone."""
+    from netpress.batches import take
+
+    g = torch.Generator().manual_seed(3)
+    lines = [" ".join(WORDS[j] for j in torch.randint(0, 10, (int(n),), generator=g).tolist())
+             for n in torch.randint(1, 14, (60,), generator=g)]
+    data = tmp_path / "mixed.txt"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = build_model(folders[kind]).eval()
+    task = load_task(folders[kind], f"text:{data}", model, text=TextOptions(max_length=24))
+    x, y = task.part("val")
+    lo = task.loader("val", batch_size=4)
+    widths = [xb["input_ids"].shape[1] for xb, _ in lo]
+    assert min(widths) < x["input_ids"].shape[1]  # some batches were cut
+    out, ys = task.predict(model, "val", loader=lo)
+    assert torch.equal(ys, y)
+    with torch.no_grad():
+        alone = []
+        for i in range(len(y)):
+            xi = take(x, slice(i, i + 1))
+            o = task.forward(model, xi).float()
+            alone.append(task._compact(o, y[i:i + 1]) if kind == "lm" else o)
+    alone = torch.cat(alone)
+    if kind == "lm":  # positions past a text's end carry no target: only real ones compare
+        real = y != -100
+        assert bool(real.any()) and not bool(torch.isnan(out[real]).any())
+        out, alone = out[real], alone[real]
+    assert torch.allclose(out, alone, atol=1e-4)

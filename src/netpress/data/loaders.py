@@ -23,10 +23,25 @@ class ArrayLoader:
     ``x`` may be one tensor, a tuple or a dict of tensors (e.g. ``input_ids`` and
     ``attention_mask``); every tensor is sliced along its first dimension.
 
+    Token inputs padded to a common width ``seq_len`` may pass ``lengths`` (each
+    example's tokens, padding excluded). Each batch is then cut to its longest example,
+    and examples of like length are batched together: in order of length without
+    shuffling, and shuffled within windows of ``bucket`` batches (then the batches
+    shuffled) when training. Short texts then cost what they are, not what the longest
+    text of the part costs. ``token_targets`` cuts targets of width ``seq_len`` (next-token
+    labels) with the inputs. ``gather`` puts the per-batch results of a pass back in the
+    stored order (and at full width).
+
     Example:
         >>> xs, ys = torch.zeros(10, 1, 2, 2), torch.arange(10)
         >>> [len(y) for _, y in ArrayLoader(xs, ys, batch_size=4)]
         [4, 4, 2]
+        >>> toks = {"input_ids": torch.ones(3, 5, dtype=torch.long)}
+        >>> lo = ArrayLoader(toks, torch.arange(3), 2, lengths=torch.tensor([2, 5, 1]), seq_len=5)
+        >>> [(tuple(x["input_ids"].shape), y.tolist()) for x, y in lo]
+        [((2, 5), [1, 0]), ((1, 1), [2])]
+        >>> lo.gather([y for _, y in lo]).tolist()
+        [0, 1, 2]
     """
 
     def __init__(
@@ -37,15 +52,24 @@ class ArrayLoader:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
+        lengths: torch.Tensor | None = None,
+        seq_len: int | None = None,
+        token_targets: bool = False,
+        bucket: int = 50,
     ) -> None:
         if count(x) != len(y):
             raise DataError(f"{count(x)} inputs but {len(y)} labels")
+        if lengths is not None and (len(lengths) != len(y) or seq_len is None):
+            raise ValueError("lengths needs one entry per example and the padded width seq_len")
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.lengths, self.seq_len, self.token_targets = lengths, seq_len, token_targets
+        self.bucket = bucket
         self.epoch = 0
+        self.order: torch.Tensor | None = None  # examples in the order the last pass gave them
 
     def __len__(self) -> int:
         n = count(self.x)
@@ -56,21 +80,79 @@ class ArrayLoader:
         """Number of examples in one pass."""
         return count(self.x)
 
+    def _batches(self) -> list[torch.Tensor] | None:
+        """The index tensor of each batch of this pass (None: contiguous, stored order)."""
+        n, bs = count(self.x), self.batch_size
+        if not self.shuffle:
+            if self.lengths is None:
+                return None
+            order = torch.sort(self.lengths, descending=True, stable=True).indices
+            return [order[i * bs:(i + 1) * bs] for i in range(len(self))]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(n, generator=g)
+        if self.lengths is None:
+            return [order[i * bs:(i + 1) * bs] for i in range(len(self))]
+        window = bs * self.bucket
+        chunks = [order[i:i + window] for i in range(0, n, window)]
+        order = torch.cat([c[torch.sort(self.lengths[c], stable=True).indices] for c in chunks])
+        batches = [order[i * bs:(i + 1) * bs] for i in range(len(self))]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+    def _cut(self, xb, yb, idx: torch.Tensor):
+        if self.lengths is None:
+            return xb, yb
+        width = max(1, int(self.lengths[idx].max()))
+        if width >= self.seq_len:
+            return xb, yb
+
+        def cut(v):
+            return v[:, :width] if v.dim() >= 2 and v.shape[1] == self.seq_len else v
+
+        if isinstance(xb, dict):
+            xb = {k: cut(v) for k, v in xb.items()}
+        elif isinstance(xb, tuple | list):
+            xb = type(xb)(cut(v) for v in xb)
+        else:
+            xb = cut(xb)
+        return xb, cut(yb) if self.token_targets else yb
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = count(self.x)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=g)
-            self.epoch += 1
-        else:
-            order = None
-        for i in range(len(self)):
-            sl = slice(i * self.batch_size, min(n, (i + 1) * self.batch_size))
-            if order is None:
+        batches = self._batches()
+        if batches is None:
+            self.order = None
+            for i in range(len(self)):
+                sl = slice(i * self.batch_size, min(n, (i + 1) * self.batch_size))
                 yield take(self.x, sl), self.y[sl]
-            else:
-                idx = order[sl]
-                yield take(self.x, idx), self.y[idx]
+            return
+        self.order = torch.cat(batches) if batches else torch.zeros(0, dtype=torch.long)
+        for idx in batches:
+            yield self._cut(take(self.x, idx), self.y[idx], idx)
+
+    def gather(self, pieces: list[torch.Tensor], fill: float = float("nan")) -> torch.Tensor:
+        """The per-batch results of the last whole pass, concatenated in stored order.
+
+        Results cut to a batch's width (token-level outputs or targets) are padded back
+        to ``seq_len`` with ``fill``.
+        """
+        if self.lengths is not None and self.token_targets:
+            padded = []
+            for p in pieces:
+                if p.dim() >= 2 and p.shape[1] < self.seq_len:
+                    full = torch.full((p.shape[0], self.seq_len, *p.shape[2:]), fill, dtype=p.dtype)
+                    full[:, :p.shape[1]] = p
+                    p = full
+                padded.append(p)
+            pieces = padded
+        out = torch.cat(pieces)
+        if self.order is None:
+            return out
+        if len(self.order) != len(out):
+            raise ValueError("gather needs the results of one whole pass (drop_last=False)")
+        restored = torch.empty_like(out)
+        restored[self.order] = out
+        return restored
 
 
 BUILTIN = ("fashion-mnist", "digits")

@@ -29,6 +29,8 @@ def predict(model: nn.Module, loader: ArrayLoader) -> tuple[torch.Tensor, torch.
         outs.append(call(model, x).float())
         ys.append(y)
     model.train(was_training)
+    if hasattr(loader, "gather"):  # an ArrayLoader may batch texts by length
+        return loader.gather(outs), loader.gather(ys)
     return torch.cat(outs), torch.cat(ys)
 
 

@@ -63,6 +63,22 @@ class TaskResult:
                 **self.metrics, **self.comparison}
 
 
+def token_lengths(inputs: Inputs) -> torch.Tensor | None:
+    """Each example's length up to its last real token (``attention_mask``), or None for
+    inputs that are not padded token tensors.
+
+    Example:
+        >>> token_lengths({"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}).tolist()
+        [2, 1]
+    """
+    mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or not len(mask):
+        return None
+    real = mask != 0
+    last = mask.shape[1] - real.flip(1).int().argmax(1)
+    return torch.where(real.any(1), last, torch.zeros_like(last))
+
+
 class Task(ABC):
     """Data, forward call, loss, score and comparison of one kind of model.
 
@@ -73,6 +89,9 @@ class Task(ABC):
     kind: ClassVar[str] = "task"
     score_name: ClassVar[str] = "score"
     classes: ClassVar[bool] = False  # True when targets are class labels
+    token_targets: ClassVar[bool] = False  # True when targets are per token (next-token labels)
+    target_fill: ClassVar[float] = -100  # token targets beyond a text's end
+    token_eval_batch: ClassVar[int] = 128  # at most this many texts per evaluation batch
 
     def __init__(self, split: Split, eval_batch_size: int = 1000) -> None:
         self.split = split
@@ -93,8 +112,17 @@ class Task(ABC):
     def loader(self, part: str, batch_size: int | None = None, shuffle: bool = False,
                seed: int = 0) -> ArrayLoader:
         """Batches ``(inputs, targets)`` of ``part`` (shuffled per epoch by ``seed``)."""
-        return ArrayLoader(*self.part(part), batch_size=batch_size or self.eval_batch_size,
-                           shuffle=shuffle, seed=seed)
+        x, y = self.part(part)
+        bs = batch_size or self.eval_batch_size
+        lengths = token_lengths(x)
+        if lengths is None:
+            return ArrayLoader(x, y, batch_size=bs, shuffle=shuffle, seed=seed)
+        # token batches: like lengths together, each cut to its longest text (see ArrayLoader)
+        if not shuffle:
+            bs = min(bs, self.token_eval_batch)
+        return ArrayLoader(x, y, batch_size=bs, shuffle=shuffle, seed=seed, lengths=lengths,
+                           seq_len=x["attention_mask"].shape[1],
+                           token_targets=self.token_targets)
 
     def num_examples(self, part: str) -> int:
         """Examples in ``part``."""
@@ -142,22 +170,24 @@ class Task(ABC):
         """All outputs (float) and targets of ``part`` with the model in eval mode."""
         was_training = model.training
         model.eval()
+        loader = loader if loader is not None else self.loader(part)
         outs, ys = [], []
-        for x, y in loader if loader is not None else self.loader(part):
+        for x, y in loader:
             outs.append(self.forward(model, x).float())
             ys.append(y)
         model.train(was_training)
-        return torch.cat(outs), torch.cat(ys)
+        return loader.gather(outs), loader.gather(ys, self.target_fill)
 
     @torch.inference_mode()
     def runner_outputs(self, run, part: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs and targets of a deployed form ``run(inputs) -> tensor`` (ONNX Runtime,
         OpenVINO, …) over ``part``."""
+        loader = self.loader(part)
         outs, ys = [], []
-        for x, y in self.loader(part):
+        for x, y in loader:
             outs.append(run(x).float())
             ys.append(y)
-        return torch.cat(outs), torch.cat(ys)
+        return loader.gather(outs), loader.gather(ys, self.target_fill)
 
     @abstractmethod
     def score_outputs(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:

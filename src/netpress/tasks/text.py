@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..batches import Inputs, take
+from ..data.loaders import ArrayLoader
 from ..data.splits import Split
 from ..data.text import TextPart, TextSplit, tokenize
 from .base import Task
@@ -123,6 +124,7 @@ class CausalLanguageModel(Task):
 
     kind = "causal-lm"
     score_name = "token_accuracy"
+    token_targets = True
 
     def __init__(self, split: Split, eval_batch_size: int = 32) -> None:
         # a batch's logits are (batch, tokens, vocabulary) floats: 32 × 128 × 30,522 is 0.5 GB
@@ -152,20 +154,22 @@ class CausalLanguageModel(Task):
     def predict(self, model: nn.Module, part: str = "val", loader=None):
         was_training = model.training
         model.eval()
+        loader = loader if loader is not None else self.loader(part)
         outs, ys = [], []
-        for x, y in loader if loader is not None else self.loader(part):
+        for x, y in loader:
             outs.append(self._compact(self.forward(model, x), y))
             ys.append(y)
         model.train(was_training)
-        return torch.cat(outs), torch.cat(ys)
+        return loader.gather(outs), loader.gather(ys, IGNORE)
 
     @torch.inference_mode()
     def runner_outputs(self, run, part: str = "test"):
+        loader = self.loader(part)
         outs, ys = [], []
-        for x, y in self.loader(part):
+        for x, y in loader:
             outs.append(self._compact(run(x), y))
             ys.append(y)
-        return torch.cat(outs), torch.cat(ys)
+        return loader.gather(outs), loader.gather(ys, IGNORE)
 
     def score_outputs(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
         mask = targets != IGNORE
@@ -217,10 +221,16 @@ def reference_outputs(reference: nn.Module, inputs: Inputs, n: int,
                       batch_size: int = 256) -> torch.Tensor:
     """The reference model's outputs over ``inputs`` (for embedding targets)."""
     from ..batches import call
+    from .base import token_lengths
 
     reference.eval()
-    return torch.cat([call(reference, take(inputs, slice(i, i + batch_size))).float()
-                      for i in range(0, n, batch_size)])
+    lengths = token_lengths(inputs)
+    if lengths is None:
+        return torch.cat([call(reference, take(inputs, slice(i, i + batch_size))).float()
+                          for i in range(0, n, batch_size)])
+    loader = ArrayLoader(inputs, torch.zeros(n), min(batch_size, 128), lengths=lengths,
+                         seq_len=inputs["attention_mask"].shape[1])
+    return loader.gather([call(reference, x).float() for x, _ in loader])
 
 
 def make_text_task(kind: str, data: TextSplit, tokenizer, max_length: int,

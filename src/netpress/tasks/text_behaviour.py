@@ -107,7 +107,7 @@ def _score_on(task, model, inputs, targets) -> float:
 
     if isinstance(task, CausalLanguageModel):
         targets = lm_targets(inputs)
-    loader = task.loader("test").__class__(inputs, targets, batch_size=min(256, task.eval_batch_size))
+    loader = task.with_part("test", inputs, targets).loader("test", min(256, task.eval_batch_size))
     return task.score_outputs(*task.predict(model, loader=loader))
 
 
