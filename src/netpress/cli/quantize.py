@@ -87,6 +87,9 @@ def register_commands(app: typer.Typer) -> None:
             "Weight-only: bits of the token-embedding table (RTN per row group; 0 = float).")),
         act_order: bool = typer.Option(False, "--act-order", help=(
             "GPTQ: quantize columns by decreasing Hessian diagonal (groups stay contiguous).")),
+        clip: bool = typer.Option(False, "--clip", help=(
+            "Weight-only: search each group's range (min-max shrunk up to 30 %) for the "
+            "least rounding error.")),
         observer: str = typer.Option("minmax", "--observer", help=(
             "Static int8 activation ranges: minmax | ema | percentile | mse | kl.")),
         qat_epochs: int = typer.Option(0, "--qat-epochs",
@@ -121,7 +124,7 @@ def register_commands(app: typer.Typer) -> None:
         split = get_task(model, net, data, data_dir, seed)
         rec = quantize_and_measure(
             net, split, model, scheme, out=out, backend=backend, group_size=group_size,
-            embedding_bits=embedding_bits, act_order=act_order,
+            embedding_bits=embedding_bits, act_order=act_order, clip=clip,
             observer=observer, qat_epochs=qat_epochs, qat_method=qat_method, qat_lr=qat_lr,
             bits_budget=bits_budget, keep=_keep(keep), tolerance_pp=tolerance_pp,
             select_at=select_at, threads=threads, seed=seed, rounds=rounds, say=ui.info)

@@ -18,14 +18,43 @@ import torch
 
 from .primitives import qrange, scale_zero_point, weight_min_max
 
+CLIP_FACTORS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)  # range shrinks tried by ``clip``
+CLIP_NORM = 2.4  # the error norm the shrink minimises (favours the many small weights)
 
-def _params(w: torch.Tensor, bits: int, symmetric: bool, group_size: int):
-    gran = "group" if group_size else "channel"
-    lo, hi = weight_min_max(w, gran, group_size or 1)
+
+def _grid(lo: torch.Tensor, hi: torch.Tensor, bits: int, symmetric: bool):
     scale, zp = scale_zero_point(lo, hi, bits, symmetric)
     # scales travel as float16; a group of zeros (an embedding's padding row) would round
     # to a zero scale, so keep the smallest float16 step instead
     return scale.half().float().clamp_min(2.0 ** -24), zp
+
+
+def _params(w: torch.Tensor, bits: int, symmetric: bool, group_size: int, clip: bool = False):
+    """Scale and zero point per group (per row when ``group_size`` is 0). With ``clip``
+    each group's min-max range is shrunk by the factor of ``CLIP_FACTORS`` whose rounding
+    error ``Σ|w − q|^2.4`` is least: a few outliers then no longer stretch the grid that
+    every other weight of the group is rounded to."""
+    gran = "group" if group_size else "channel"
+    lo, hi = weight_min_max(w, gran, group_size or 1)
+    scale, zp = _grid(lo, hi, bits, symmetric)
+    if not clip:
+        return scale, zp
+    from .primitives import expand_to, group_index
+
+    gs = group_size or w.shape[1]
+    idx = group_index(w.shape[1], gs, w.device).expand_as(w)
+    best = None
+    for f in CLIP_FACTORS:
+        s, z = _grid(lo * f, hi * f, bits, symmetric)
+        q = _q(w, expand_to(s, w, gs), expand_to(z, w, gs), bits, symmetric)
+        err = torch.zeros_like(s).scatter_add_(1, idx, (w - q).abs().pow(CLIP_NORM))
+        if best is None:
+            best = err
+            continue
+        better = err < best
+        best = torch.where(better, err, best)
+        scale, zp = torch.where(better, s, scale), torch.where(better, z, zp)
+    return scale, zp
 
 
 def _q(w: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, bits: int, symmetric: bool):
@@ -34,11 +63,12 @@ def _q(w: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, bits: int, symmet
 
 
 def rtn(
-    w: torch.Tensor, bits: int, symmetric: bool = False, group_size: int = 128
+    w: torch.Tensor, bits: int, symmetric: bool = False, group_size: int = 128,
+    clip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Round-to-nearest of a 2-D weight with min-max ranges per group (``group_size`` 0:
     per output channel). Returns ``(dequantized weight, scale, zero_point)``, the params
-    shaped ``[out, n_groups]``.
+    shaped ``[out, n_groups]``; ``clip`` searches each group's range (see ``_params``).
 
     Example:
         >>> q, s, z = rtn(torch.randn(4, 256), 4, group_size=128)
@@ -47,7 +77,7 @@ def rtn(
     """
     from .primitives import expand_to
 
-    scale, zp = _params(w, bits, symmetric, group_size)
+    scale, zp = _params(w, bits, symmetric, group_size, clip)
     s, z = expand_to(scale, w, group_size or 1), expand_to(zp, w, group_size or 1)
     return _q(w, s, z, bits, symmetric), scale, zp
 
@@ -67,6 +97,7 @@ def gptq(
     damp: float = 0.01,
     block: int = 128,
     act_order: bool = False,
+    clip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GPTQ of a 2-D weight ``w [out, in]`` given the Hessian ``h [in, in]``.
 
@@ -74,7 +105,8 @@ def gptq(
     the columns are quantized in order of decreasing Hessian diagonal (the inputs with the
     most energy first, whose error the rest can still absorb); the groups stay contiguous in
     the original order, their grids fixed from the unquantized weight beforehand ("static
-    groups"), so the result packs and loads like any other.
+    groups"), so the result packs and loads like any other. ``clip`` chooses each group's
+    range by search when its grid is fixed (see ``_params``).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -95,7 +127,7 @@ def gptq(
     static = None
     if act_order:
         if group_size:
-            static = _params(W.float(), bits, symmetric, group_size)
+            static = _params(W.float(), bits, symmetric, group_size, clip)
         W, H = W[:, perm], H[perm][:, perm]
     # H is damped so it is well conditioned; linalg.inv is far faster here than
     # cholesky_inverse on float64 CPU tensors
@@ -106,7 +138,7 @@ def gptq(
         scale = torch.zeros(out, ng)
         zp = torch.zeros(out, ng)
     else:
-        scale, zp = _params(W.float(), bits, symmetric, 0)
+        scale, zp = _params(W.float(), bits, symmetric, 0, clip)
     Q = torch.zeros_like(W)
     for i1 in range(0, n, block):
         i2 = min(i1 + block, n)
@@ -121,7 +153,7 @@ def gptq(
                 s, z = static[0][:, g:g + 1], static[1][:, g:g + 1]
             elif group_size and col % group_size == 0:
                 g = col // group_size
-                s, z = _params(W1[:, i:i + group_size].float(), bits, symmetric, 0)
+                s, z = _params(W1[:, i:i + group_size].float(), bits, symmetric, 0, clip)
                 scale[:, g], zp[:, g] = s[:, 0], z[:, 0]
             if group_size and static is None:
                 s, z = scale[:, col // group_size:col // group_size + 1], \

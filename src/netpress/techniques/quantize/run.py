@@ -94,6 +94,7 @@ def quantize_and_measure(
     group_size: int = 128,
     embedding_bits: int = 0,
     act_order: bool = False,
+    clip: bool = False,
     observer: str = "minmax",
     qat_epochs: int = 0,
     qat_method: str = "lsq",
@@ -154,7 +155,7 @@ def quantize_and_measure(
     else:
         targets = Targets(ignore=keep)
         wcfg = WeightOnly(bits=bits, group_size=group_size, method=method, targets=targets,
-                          embedding_bits=embedding_bits, act_order=act_order)
+                          embedding_bits=embedding_bits, act_order=act_order, clip=clip)
         qmodel = copy.deepcopy(fp32)
         if bits_budget is not None:
             from .mixed import allocate_and_quantize
@@ -222,6 +223,7 @@ def quantize_and_measure(
             rec["group_size"] = group_size
             rec["embedding_bits"] = embedding_bits
             rec["act_order"] = act_order
+            rec["clip"] = clip
         if mixed is not None:
             rec["mixed_precision"] = mixed
         drop = (rows[0]["val_accuracy"] - chosen["val_accuracy"]) * 100

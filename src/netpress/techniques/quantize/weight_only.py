@@ -82,6 +82,7 @@ class WeightOnly(Config):
     # added after targets, so positional construction keeps its meaning
     act_order: bool = False  # GPTQ: columns by decreasing Hessian diagonal (static groups)
     embedding_bits: int = 0  # bits of the token-embedding table (RTN); 0 = keep it float
+    clip: bool = False  # search each group's range (shrunk min-max) for the least error
 
     def validate(self) -> None:
         if not 2 <= self.bits <= 8:
@@ -114,6 +115,11 @@ def _call(model: nn.Module, batch) -> None:
     call(model, _inputs(batch))
 
 
+class _Reached(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by the Hessian hook once the layer's input is read: the rest of the forward
+    pass is not needed."""
+
+
 @torch.no_grad()
 def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
     """``2·XᵀX/n`` of ``mod``'s inputs over ``batches`` run through ``model``.
@@ -123,7 +129,7 @@ def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
     would make up most of the Hessian.
     """
     acc: dict[str, torch.Tensor | int] = {"h": 0, "n": 0}
-    state: dict = {}
+    state: dict = {"calls": 0, "stop": False}
 
     def hook(m, args):
         x = args[0].detach()
@@ -133,13 +139,21 @@ def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
         rows = _layer_inputs(x, m).double()
         acc["h"] = acc["h"] + rows.T @ rows
         acc["n"] = acc["n"] + rows.shape[0]
+        state["calls"] += 1
+        if state["stop"]:
+            raise _Reached
 
     handle = mod.register_forward_pre_hook(hook)
     try:
-        for b in batches:
+        for i, b in enumerate(batches):
             x = _inputs(b)
             state["mask"] = x.get("attention_mask") if isinstance(x, dict) else None
-            _call(model, b)
+            try:
+                _call(model, b)
+            except _Reached:
+                pass
+            # a layer run once per forward needs nothing after it: later batches stop there
+            state["stop"] = i == 0 and state["calls"] == 1 or state["stop"]
     finally:
         handle.remove()
     if not acc["n"]:
@@ -151,7 +165,7 @@ def _grouped_gptq(w: torch.Tensor, h: torch.Tensor, groups: int, cfg: WeightOnly
     """GPTQ of a (possibly grouped) layer. A grouped convolution (depthwise ones in
     MobileNets) sees only its own group's input channels: each group of output rows is
     solved with the Hessian block of its inputs, and the grids are stacked by row."""
-    kw = {"damp": cfg.damp, "act_order": cfg.act_order}
+    kw = {"damp": cfg.damp, "act_order": cfg.act_order, "clip": cfg.clip}
     if groups == 1:
         return gptq(w, h, cfg.bits, cfg.symmetric, cfg.group_size, **kw)
     rows, cols = w.shape[0] // groups, w.shape[1]
@@ -190,11 +204,12 @@ def quantize_weights(model: nn.Module, cfg: WeightOnly, batches=()) -> nn.Module
             h = layer_hessian(model, mod, batches)
             q, scale, zp = _grouped_gptq(w, h, getattr(mod, "groups", 1), cfg)
         else:
-            q, scale, zp = rtn(w, cfg.bits, cfg.symmetric, cfg.group_size)
+            q, scale, zp = rtn(w, cfg.bits, cfg.symmetric, cfg.group_size, cfg.clip)
         set_fixed_quant(mod, q, scale, zp, cfg.bits, cfg.symmetric, cfg.group_size)
     table = token_embedding(model) if cfg.embedding_bits else None
     if table is not None and not parametrize.is_parametrized(table, "weight"):
-        q, scale, zp = rtn(table.weight.detach(), cfg.embedding_bits, cfg.symmetric, cfg.group_size)
+        q, scale, zp = rtn(table.weight.detach(), cfg.embedding_bits, cfg.symmetric,
+                           cfg.group_size, cfg.clip)
         set_fixed_quant(table, q, scale, zp, cfg.embedding_bits, cfg.symmetric, cfg.group_size)
     return model
 
