@@ -69,6 +69,8 @@ class Distill(Config):
     epochs: int = 10  # training epochs of the student
     lr: float = 1e-3  # Adam learning rate (cosine schedule)
     cache_teacher: bool = True  # logits objective without hints: teacher outputs computed once
+    # added last, so positional construction keeps its meaning
+    drop_count: int = 0  # drop this many layers, those whose removal costs least on validation
 
     def validate(self) -> None:
         if not 0.0 < self.width <= 1.0:
@@ -85,6 +87,8 @@ class Distill(Config):
             raise ConfigError("epochs must be ≥ 0 and lr > 0")
         if self.hint_weight < 0 or self.attention_weight < 0:
             raise ConfigError("hint_weight and attention_weight must be ≥ 0")
+        if self.drop_count < 0 or (self.drop_count and self.drop):
+            raise ConfigError("drop_count must be ≥ 0, and set either drop or drop_count")
 
 
 class FeatureTap:
@@ -180,6 +184,36 @@ def drop_transformer_layers(model: nn.Module, drop: tuple[str, ...]) -> nn.Modul
     return record_shape(model)
 
 
+def choose_layers_to_drop(teacher: nn.Module, count: int, ctx: Context) -> tuple[str, ...]:
+    """The ``count`` layers whose removal lowers the validation score least: every choice
+    is tried when there are at most 64, else layers are dropped greedily one at a time.
+
+    Example:
+        >>> choose_layers_to_drop(encoder, 3, ctx)  # doctest: +SKIP
+        ('1', '2', '3')
+    """
+    import itertools
+    import math
+
+    from ..prune.heads import attention_blocks
+
+    n = len(attention_blocks(teacher))
+    if not 0 < count < n:
+        raise ConfigError(f"drop_count {count}: the model has {n} layers and must keep one")
+
+    def score(gone) -> float:
+        trial = drop_transformer_layers(copy.deepcopy(teacher), tuple(map(str, gone)))
+        return ctx.task.score(trial, "val")
+
+    if math.comb(n, count) <= 64:
+        best = max(itertools.combinations(range(n), count), key=score)
+    else:
+        best = ()
+        for _ in range(count):
+            best = max((best + (i,) for i in range(n) if i not in best), key=score)
+    return tuple(str(i) for i in sorted(best))
+
+
 def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed: int = 0,
                   ctx: Context | None = None):
     """The student ``cfg`` describes (seeded; ``prune_ratio`` needs ``ctx``)."""
@@ -197,11 +231,17 @@ def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed:
         student = scale_width(teacher, cfg.width, example, seed=seed)
     else:
         student = teacher
-    if cfg.drop and is_transformer(teacher):
+    drop = cfg.drop
+    if cfg.drop_count:
+        if not is_transformer(teacher) or ctx is None:
+            raise ConfigError("drop_count chooses transformer layers on validation data; name "
+                              "the blocks to drop with drop: [...] for other models")
+        drop = choose_layers_to_drop(student, cfg.drop_count, ctx)
+    if drop and is_transformer(teacher):
         student = drop_transformer_layers(student if student is not teacher
-                                          else copy.deepcopy(teacher), cfg.drop)
-    elif cfg.drop:
-        student = drop_layers(student, cfg.drop, example)
+                                          else copy.deepcopy(teacher), drop)
+    elif drop:
+        student = drop_layers(student, drop, example)
     if student is teacher:
         raise ConfigError("the student equals the teacher: set width < 1, drop or student")
     return student
