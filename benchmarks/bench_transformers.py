@@ -7,9 +7,9 @@ figure is on the held-out test texts. The reference is the uncompressed model
 loaded in the same run; latency is timed interleaved with it (torch eager, 2 threads).
 
     python benchmarks/bench_transformers.py            # all three below
-    python benchmarks/bench_transformers.py quant      # w8, w4 RTN / GPTQ / GPTQ+LSQ, embeddings
-    python benchmarks/bench_transformers.py prune      # 50 % of FFN neurons + recovery
-    python benchmarks/bench_transformers.py student    # layers 1, 3, 5 dropped + distillation
+    python benchmarks/bench_transformers.py quant      # w8, w4 RTN / GPTQ (act-order, clip) / +LSQ
+    python benchmarks/bench_transformers.py prune      # 50 % of FFN neurons, refit + recovery
+    python benchmarks/bench_transformers.py student    # 3 of 6 layers dropped + distillation
 
 A second argument caps the texts (default 6,000 of fortunes' 14,123: 4,800 train, 600
 validation, 600 test); ``BENCH_ONLY=a,b`` runs only the named quantization settings.
@@ -19,6 +19,7 @@ Writes benchmarks/results/minilm-<part>.json.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -39,6 +40,10 @@ from netpress.profile.timing import measure_many, torch_runner  # noqa: E402
 from netpress.targets import Targets  # noqa: E402
 from netpress.tasks.build import TextOptions, load_task  # noqa: E402
 from netpress.techniques.distill import Distill  # noqa: E402
+from netpress.techniques.distill.distill import (  # noqa: E402
+    choose_layers_to_drop,
+    drop_transformer_layers,
+)
 from netpress.techniques.prune.transformer import TransformerPrune  # noqa: E402
 from netpress.techniques.quantize.qat import Qat  # noqa: E402
 from netpress.techniques.quantize.storage import save_packed  # noqa: E402
@@ -95,6 +100,11 @@ def quant(spec, model, task) -> dict:
             m = apply(m, cfg, ctx)
         return m, time.time() - t0
 
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
     emb4 = WeightOnly(bits=4, group_size=128, method="rtn", embedding_bits=4,
                       targets=Targets(types=()))  # the token table alone (RTN per row group)
     lsq = Qat(epochs=1, lr=1e-4, method="lsq")
@@ -102,16 +112,22 @@ def quant(spec, model, task) -> dict:
                       ("w8-rtn-per-channel+emb8", WeightOnly(bits=8, group_size=0, method="rtn",
                                                              embedding_bits=8)),
                       ("w4-rtn-g128", WeightOnly(bits=4, group_size=128, method="rtn"))):
-        measure(name, *timed_apply(copy.deepcopy(model), cfg))
+        if wanted(name):
+            measure(name, *timed_apply(copy.deepcopy(model), cfg))
     # GPTQ quantizes the Linear layers before the embedding table is touched, so one GPTQ
     # run serves every variant below (the same codes as a run with embedding_bits set)
-    gptq, t_gptq = timed_apply(copy.deepcopy(model), WeightOnly(bits=4, group_size=128,
-                                                                 method="gptq"))
-    measure("w4-gptq-g128", gptq, t_gptq)
-    q, t = timed_apply(copy.deepcopy(gptq), emb4)
-    measure("w4-gptq-g128+emb4", q, t_gptq + t)
-    q, t = timed_apply(q, lsq)
-    measure("w4-gptq-g128+emb4+lsq", q, t_gptq + t)
+    for tag, extra in (("", {}), ("-act-clip", {"act_order": True, "clip": True})):
+        name = f"w4-gptq-g128{tag}"
+        if not any(wanted(n) for n in (name, name + "+emb4", name + "+emb4+lsq")):
+            continue
+        gptq, t_gptq = timed_apply(copy.deepcopy(model), WeightOnly(bits=4, group_size=128,
+                                                                     method="gptq", **extra))
+        measure(name, gptq, t_gptq)
+        table = dataclasses.replace(emb4, clip=bool(extra))
+        q, t = timed_apply(copy.deepcopy(gptq), table)
+        measure(name + "+emb4", q, t_gptq + t)
+        q, t = timed_apply(q, lsq)
+        measure(name + "+emb4+lsq", q, t_gptq + t)
     return rows
 
 
@@ -119,13 +135,16 @@ def prune(spec, model, task) -> dict:
 
     ctx = Context(task, seed=0, threads=THREADS)
     t0 = time.time()
-    p = apply(copy.deepcopy(model), TransformerPrune(ffn=0.5), ctx)
-    before = fidelity(task, p)
-    p = apply(p, Finetune(epochs=2, lr=1e-4), ctx)
-    rec = {"config": "TransformerPrune(ffn=0.5) + Finetune(epochs=2, lr=1e-4)",
+    cut = apply(copy.deepcopy(model), TransformerPrune(ffn=0.5, scope="layer", reconstruct=False), ctx)
+    removed_only = fidelity(task, cut)
+    p = apply(copy.deepcopy(model), TransformerPrune(ffn=0.5, scope="layer"), ctx)
+    refit = fidelity(task, p)
+    p = apply(p, Finetune(epochs=3, lr=3e-4), ctx)
+    rec = {"config": "TransformerPrune(ffn=0.5, scope=layer) [least-squares refit] + "
+                     "Finetune(epochs=3, lr=3e-4)",
            "seconds": time.time() - t0, "params": sum(x.numel() for x in p.parameters()),
            "baseline_params": sum(x.numel() for x in model.parameters()),
-           "before_recovery": before, **fidelity(task, p),
+           "removed_without_refit": removed_only, "before_recovery": refit, **fidelity(task, p),
            "latency_ms": timed(task, {"fp32": torch_runner(model), "pruned": torch_runner(p)})}
     print(json.dumps(rec), flush=True)
     return rec
@@ -135,12 +154,15 @@ def student(spec, model, task) -> dict:
 
     ctx = Context(task, seed=0, threads=THREADS)
     t0 = time.time()
-    cfg = Distill(drop=("1", "3", "5"), width=1.0, alpha=0.0, epochs=3, lr=1e-4)
+    cfg = Distill(width=1.0, drop_count=3, alpha=0.0, epochs=3, lr=3e-4)
+    chosen = choose_layers_to_drop(model, 3, ctx)
+    untrained = fidelity(task, drop_transformer_layers(copy.deepcopy(model), chosen))
     s = apply(copy.deepcopy(model), cfg, ctx)
-    rec = {"config": "Distill(drop=1,3,5, width=1, alpha=0 (cosine to the reference), epochs=3, "
-                     "lr=1e-4)", "seconds": time.time() - t0,
-           "params": sum(x.numel() for x in s.parameters()),
-           "baseline_params": sum(x.numel() for x in model.parameters()), **fidelity(task, s),
+    rec = {"config": "Distill(drop_count=3, width=1, alpha=0 (cosine to the reference), "
+                     "epochs=3, lr=3e-4)", "dropped_layers": list(chosen),
+           "seconds": time.time() - t0, "params": sum(x.numel() for x in s.parameters()),
+           "baseline_params": sum(x.numel() for x in model.parameters()),
+           "before_training": untrained, **fidelity(task, s),
            "latency_ms": timed(task, {"fp32": torch_runner(model), "student": torch_runner(s)})}
     print(json.dumps(rec), flush=True)
     return rec

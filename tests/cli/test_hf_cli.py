@@ -34,9 +34,16 @@ def test_eval_prune_distill_and_quantize_a_sentence_encoder(capsys, tmp_path, ti
     assert code == 0 and json.loads(out)["cosine"] > 0.0
 
     code, out, _ = run(capsys, "quantize", "--model", enc, "--scheme", "w4-rtn", "--group-size", "16",
-                       "--embedding-bits", "4", "--rounds", "1", "--out", str(tmp_path / "q4"), *common)
+                       "--embedding-bits", "4", "--clip", "--rounds", "1", "--out", str(tmp_path / "q4"),
+                       *common)
     rec = json.loads(out)
     assert code == 0 and rec["embedding_bits"] == 4 and rec["compression_ratio"] > 5
+    assert rec["clip"] is True
+
+    code, out, _ = run(capsys, "distill", "--teacher", enc, "--drop-count", "1", "--width", "1.0",
+                       "--alpha", "0", "--epochs", "1", "--out", str(tmp_path / "s1.safetensors"),
+                       *common)
+    assert code == 0
 
 
 def test_a_text_model_refuses_image_data_on_one_line(capsys, tiny_text_models):

@@ -62,6 +62,8 @@ def register_commands(app: typer.Typer) -> None:
                                           "weights)."),
         drop: list[str] = typer.Option(None, "--drop", help="Teacher block to leave out of the "
                                        "student (repeatable; shape-preserving blocks only)."),
+        drop_count: int = typer.Option(0, "--drop-count", help="Transformers: drop this many "
+                                       "layers, those whose removal costs least on validation."),
         temperature: float = typer.Option(4.0, "--temperature", "-T",
                                           help="Softmax temperature of the soft targets."),
         alpha: float = typer.Option(0.9, "--alpha", help="Weight of the teacher term "
@@ -89,7 +91,7 @@ def register_commands(app: typer.Typer) -> None:
             width = 1.0  # --width's default does not apply to a pruned student
         cfg = Distill(student=student or "", width=width, drop=_pairs(drop), prune_ratio=prune_ratio,
                       temperature=temperature, alpha=alpha, hints=_pairs(hint),
-                      attention=_pairs(attention), epochs=epochs, lr=lr)
+                      attention=_pairs(attention), epochs=epochs, lr=lr, drop_count=drop_count)
         t = get_model(teacher, teacher_weights)
         split = get_task(teacher, t, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)

@@ -12,7 +12,7 @@ the Gram matrix of ``[X, 1]`` and ``K`` the kept inputs (plus the constant colum
     [W', b']ᵀ = (G_KK + λ·I)⁻¹ · G_K· · [W, b]ᵀ,   λ = damp · mean(diag G_KK)
 
 On all-MiniLM-L6-v2 with half of the FFN neurons removed it lifts the cosine to the
-uncompressed model from 0.75 to 0.91 before any fine-tuning (BENCHMARKS.md).
+uncompressed model from 0.73 to 0.90 before any fine-tuning (BENCHMARKS.md).
 
 Why our own code: Torch-Pruning and transformers remove units but do not refit what is
 left; the few lines of algebra need only the Gram matrices collected here.
