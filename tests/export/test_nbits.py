@@ -128,6 +128,34 @@ def test_equal_weights_each_get_their_layer(tmp_path):
         assert _rel(ort_runner(path)(x), model(x)) < REL_TOL
 
 
+class _Bag(nn.Module):
+    """A token table and a head: the table goes to GatherBlockQuantized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.table = nn.Embedding(100, 48)
+        self.head = nn.Linear(48, 6)
+
+    def forward(self, ids):
+        return self.head(self.table(ids).mean(1))
+
+
+@pytest.mark.parametrize("bits,symmetric", [(4, False), (4, True), (8, True)])
+def test_token_table_and_symmetric_grids(bits, symmetric, tmp_path):
+    model = quantize_weights(_Bag().eval(), WeightOnly(
+        bits=bits, group_size=16, method="rtn", symmetric=symmetric, embedding_bits=bits))
+    ids = torch.randint(0, 100, (5, 7))
+    path = export_nbits(model, ids[:1], tmp_path / "m.onnx")
+    proto = onnx.load(path)
+    assert sorted(_ops(proto)) == ["GatherBlockQuantized", "MatMulNBits", "ReduceMean"]
+    assert _float_matrices(proto) == []
+    zero_points = [i.name for i in proto.graph.initializer if i.name.endswith("zero_points")]
+    assert len(zero_points) == (0 if symmetric else 2)  # ORT's default 2^(bits-1) is ours
+    with torch.no_grad():
+        assert _rel(ort_runner(path)(ids), model(ids)) < REL_TOL
+
+
 class _Reads(nn.Module):
     def __init__(self) -> None:
         super().__init__()
