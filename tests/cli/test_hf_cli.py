@@ -39,6 +39,8 @@ def test_eval_prune_distill_and_quantize_a_sentence_encoder(capsys, tmp_path, ti
     rec = json.loads(out)
     assert code == 0 and rec["embedding_bits"] == 4 and rec["compression_ratio"] > 5
     assert rec["clip"] is True
+    forms = {f["name"]: f for f in rec["forms"]}  # the codes in MatMulNBits: the same scores
+    assert abs(forms["onnxruntime-w4-nbits"]["accuracy"] - forms["torch-w4-rtn"]["accuracy"]) < 1e-5
 
     code, out, _ = run(capsys, "distill", "--teacher", enc, "--drop-count", "1", "--width", "1.0",
                        "--alpha", "0", "--epochs", "1", "--out", str(tmp_path / "s1.safetensors"),

@@ -52,6 +52,15 @@ def test_quantize_weight_only_table(capsys, weights, tmp_path):
     w4 = next(f for f in rec["forms"] if f["name"] == "torch-w4-gptq")
     assert w4["size_bytes"] < 0.25 * rec["forms"][0]["size_bytes"]
     assert rec["keep_float"] == ["5"]
+    # the same codes in ONNX Runtime's MatMulNBits: the same accuracy, a file as small
+    names = [f["name"] for f in rec["forms"]]
+    assert names == ["torch-fp32", "torch-w4-gptq", "onnxruntime-fp32", "onnxruntime-w4-nbits"]
+    assert rec["chosen_form"] == "torch-w4-gptq"
+    nb = rec["forms"][-1]
+    assert abs(nb["accuracy"] - w4["accuracy"]) < 1e-9
+    assert nb["size_bytes"] < 1.3 * w4["size_bytes"]
+    assert "model-nbits.onnx" in rec["out_files"]
+    assert (tmp_path / "w4" / "model-nbits.onnx").stat().st_size == nb["size_bytes"]
 
 
 def test_diagnose_names_worst_layers(capsys, weights):

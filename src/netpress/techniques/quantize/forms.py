@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ...batches import Inputs
+from ...errors import ModelError
 from ...export.onnx import export_onnx
 from ...export.runtimes import (
     Runner,
@@ -151,6 +152,45 @@ def build_forms(
                 forms.append(Form("openvino-int8-static", "openvino", "int8-static",
                                   openvino_runner(q_onnx, threads), q_onnx, file_size(q_onnx)))
     return forms
+
+
+def nbits_forms(
+    fp32: nn.Module,
+    qmodel: nn.Module,
+    example: Inputs,
+    workdir: Path,
+    threads: int = 2,
+    notes: list[str] | None = None,
+    say: Callable[[str], None] = lambda s: None,
+) -> list[Form]:
+    """ONNX Runtime forms of a weight-only model ``qmodel`` (its ``FixedQuant`` layers
+    still on): ``onnxruntime-fp32`` of ``fp32`` and ``onnxruntime-w{bits}-nbits``, its
+    4/8-bit Linears as MatMulNBits with netpress's codes (``export.nbits``, float32
+    compute: the torch output). A model it cannot take (3-bit layers, groups not a
+    multiple of 16…) gets a line in ``notes`` and no forms.
+
+    Example:
+        >>> forms = nbits_forms(fp, w4, x[:1], Path("out"))  # doctest: +SKIP
+    """
+    from ...export.nbits import export_nbits, nbits_layers
+
+    notes = [] if notes is None else notes
+    try:
+        bits = sorted({lay.bits for lay in nbits_layers(qmodel).values()})
+        if not bits:
+            raise ModelError("no Linear carries a 4- or 8-bit grid")
+        name = f"onnxruntime-w{'/'.join(map(str, bits))}-nbits"
+        say("exporting ONNX (fp32, and MatMulNBits with the quantized codes)")
+        fp_onnx = export_onnx(fp32, example, workdir / "fp32.onnx")
+        q_onnx = export_nbits(qmodel, example, workdir / "nbits.onnx")
+    except ModelError as e:
+        notes.append(f"onnxruntime-nbits skipped: {e}")
+        say(notes[-1])
+        return []
+    return [Form("onnxruntime-fp32", "onnxruntime", "fp32", ort_runner(fp_onnx, threads),
+                 fp_onnx, file_size(fp_onnx)),
+            Form(name, "onnxruntime", name.split("-")[1], ort_runner(q_onnx, threads),
+                 q_onnx, file_size(q_onnx))]
 
 
 def choose(rows: list[dict], tolerance_pp: float, at: str = "batchN_p50") -> dict:

@@ -3,7 +3,9 @@ all in one run, keep the fastest that meets the accuracy tolerance, write the ou
 
 Schemes: ``int8-static`` (calibrated weights and activations), ``int8-dynamic`` (int8
 weights, activations at run time), ``int8`` (both families), and weight-only
-``w{8,4,3,2}[-rtn|-gptq]`` (default GPTQ). The record is DESIGN.md's, plus ``forms`` (each
+``w{8,4,3,2}[-rtn|-gptq]`` (default GPTQ; 4- and 8-bit grids also run in ONNX Runtime as
+``onnxruntime-w4-nbits``, the codes in MatMulNBits kernels, beside ``onnxruntime-fp32``;
+the packed torch form stays the chosen one). The record is DESIGN.md's, plus ``forms`` (each
 form's test and validation accuracy, file bytes and latency), ``chosen_form`` and
 ``warnings`` — e.g. when an int8 form is slower than fp32 torch on this machine, or when
 a form could not be built for this model (torch FX static int8 cannot trace Hugging Face
@@ -33,7 +35,7 @@ from ...io import file_size, write_json
 from ...profile.record import measure
 from ...targets import Targets
 from .bnfold import fold_batchnorm
-from .forms import BACKENDS, Form, build_forms, choose, wanted
+from .forms import BACKENDS, Form, build_forms, choose, nbits_forms, wanted
 from .modules import baked_copy
 from .ptq import DynamicInt8, StaticInt8, apply_static_int8, dynamic_int8, fx_static_int8
 from .qat import Qat, qat
@@ -71,15 +73,20 @@ def _row(form: Form, lat: dict, task) -> dict:
 
 
 def _warnings(rows: list[dict]) -> list[str]:
-    base = rows[0]["latency_ms"]
+    """int8 forms slower than fp32 torch, MatMulNBits forms slower than fp32 ONNX Runtime."""
+    ort = next((r for r in rows if r["name"] == "onnxruntime-fp32"), None)
     out = []
     for r in rows[1:]:
-        if "int8" not in r["precision"]:
+        if "int8" in r["precision"]:
+            ref, ref_name = rows[0], "fp32 torch"
+        elif r["name"].endswith("-nbits") and ort is not None:
+            ref, ref_name = ort, "fp32 ONNX Runtime"
+        else:
             continue
-        lat = r["latency_ms"]
+        lat, base = r["latency_ms"], ref["latency_ms"]
         for key, label in (("batch1_p50", "batch 1"), ("batchN_p50", f"batch {lat['batch_n']}")):
             if lat[key] > base[key]:
-                out.append(f"{r['name']} is SLOWER than fp32 torch at {label} on this machine "
+                out.append(f"{r['name']} is SLOWER than {ref_name} at {label} on this machine "
                            f"({lat[key]:.3f} ms vs {base[key]:.3f} ms)")
     return out
 
@@ -170,8 +177,8 @@ def quantize_and_measure(
             qat(qmodel, Qat(qat_epochs, qat_lr, qat_method), ctx)
     tmp = Path(tempfile.mkdtemp(prefix="netpress-quant-"))
     try:
-        # weight-only forms run in torch (float weights rebuilt from packed codes): their
-        # gain is size, so the other runtimes' fp32 forms are not built for them
+        # weight-only forms run in torch (float weights rebuilt from packed codes) and, for
+        # 4/8-bit grids, in ONNX Runtime's MatMulNBits (with its fp32 form to compare)
         forms = build_forms(fp32, static, dynamic, example, tmp,
                             "torch" if family == "weight" else backend, threads, say,
                             fx_static=fx_static)
@@ -180,10 +187,14 @@ def quantize_and_measure(
             wbits = weight_bits(qmodel)
             from ...profile.timing import torch_runner
 
+            # in ONNX Runtime: the codes themselves in MatMulNBits kernels, next to fp32
+            ort = (nbits_forms(fp32, qmodel, example, tmp, threads, notes, say)
+                   if wanted(backend, "onnxruntime") else [])
             # deployed as float weights rebuilt from the packed codes at load time
             qmodel = baked_copy(qmodel)
             forms.append(Form(f"torch-w{bits}-{method}", "torch", f"w{bits}",
                               torch_runner(qmodel), p, file_size(p)))
+            forms.extend(ort)
         if all(f.precision == "fp32" for f in forms):  # e.g. int8-dynamic on openvino
             why = f" ({'; '.join(notes)})" if notes else ""
             raise ConfigError(f"backend {backend!r} gives no quantized form for {scheme}{why}; "
@@ -200,8 +211,8 @@ def quantize_and_measure(
                **{f.name: by[f.name] for f in forms[2:]}}
         say("evaluating every form")
         rows = [_row(f, lat[f.name], task) for f in forms]
-        if family == "weight":  # the point is the smaller file: keep the quantized form
-            chosen = rows[-1]
+        if family == "weight":  # the point is the smaller file: keep the packed torch form
+            chosen = rows[1]
         else:
             chosen = choose(rows, tolerance_pp, f"{select_at}_p50")
         form = next(f for f in forms if f.name == chosen["name"])
@@ -261,6 +272,9 @@ def _write_out(out: Path, form: Form, qmodel, static, dynamic, tmp: Path, rec: d
     if src.is_file() and src != form.path:
         write_bytes(out / "quantized.safetensors", src.read_bytes())
         files.append("quantized.safetensors")
+    if family == "weight" and (tmp / "nbits.onnx").is_file():  # deployable in ONNX Runtime
+        write_bytes(out / "model-nbits.onnx", (tmp / "nbits.onnx").read_bytes())
+        files.append("model-nbits.onnx")
     files.append("record.json")
     write_json(out / "record.json", {**rec, "out_files": files})
     return files
