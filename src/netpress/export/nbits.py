@@ -198,15 +198,6 @@ def nbits_layers(model: nn.Module) -> dict[str, NbitsLayer]:
     return out
 
 
-def nbits_unsupported(model: nn.Module) -> str | None:
-    """Why ``model`` cannot be exported with MatMulNBits, or None if it can."""
-    try:
-        layers = nbits_layers(model)
-    except ModelError as e:
-        return str(e)
-    return None if layers else "no Linear carries a 4- or 8-bit FixedQuant"
-
-
 def _key(a: np.ndarray) -> tuple:
     a = np.ascontiguousarray(a, dtype=np.float32)
     return a.shape, hashlib.blake2b(a.tobytes(), digest_size=16).digest()
@@ -223,7 +214,7 @@ def _probe_copy(model: nn.Module, layers: dict[str, NbitsLayer]):
     keys: dict[tuple, tuple[str, bool]] = {}
     ran: set[str] = set()
     for name, lay in layers.items():
-        p = torch.randn(lay.weight.shape, generator=gen) + 3.0  # never equal to real weights
+        p = torch.randn(lay.weight.shape, generator=gen)  # unlike any other tensor
         mods[name].weight = nn.Parameter(p, requires_grad=False)  # also unties shared tables
         keys[_key(p.numpy())] = (name, False)
         keys[_key(p.numpy().T)] = (name, True)
@@ -413,4 +404,4 @@ def export_nbits(model: nn.Module, example: Inputs, path: str | os.PathLike,
 
 
 __all__ = ["NbitsLayer", "block_size_for", "export_nbits", "export_nbits_model",
-           "nbits_layers", "nbits_unsupported", "pack_gather", "pack_matmul", "plan_layer"]
+           "nbits_layers", "pack_gather", "pack_matmul", "plan_layer"]
