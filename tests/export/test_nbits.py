@@ -97,6 +97,18 @@ def test_accuracy_level_4_is_close(tmp_path):
         assert _rel(ort_runner(path)(x), model(x)) < 5e-2  # int8 activations
 
 
+def test_learned_lsq_steps_are_what_ships(tmp_path):
+    from netpress.techniques.quantize.qat import make_lsq
+
+    model = quantize_weights(_mlp(), WeightOnly(bits=4, group_size=32, method="rtn"))
+    for delta in make_lsq(model):  # steps moved by QAT, not yet frozen
+        delta.data.uniform_(-0.05, 0.05)
+    x = torch.randn(5, 64)
+    path = export_nbits(model, x[:1], tmp_path / "m.onnx")
+    with torch.no_grad():
+        assert _rel(ort_runner(path)(x), model(x)) < REL_TOL
+
+
 @pytest.mark.parametrize("cfg,match", [
     (WeightOnly(bits=3, group_size=32, method="rtn"), "3-bit"),
     (WeightOnly(bits=4, group_size=8, method="rtn"), "multiple of 16"),

@@ -125,6 +125,10 @@ def plan_layer(name: str, mod: nn.Module) -> NbitsLayer:
     if not torch.equal(z, z.round()) or z.min() < qmin or z.max() > qmax:
         raise ModelError(f"layer {name!r} has zero points that are not integers in "
                          f"{qmin}..{qmax}; MatMulNBits stores them as uint{fq.bits}")
+    if s.shape[1] != (-(-k // fq.group_size) if fq.group_size else 1):
+        raise ModelError(f"layer {name!r}: scale shape {tuple(s.shape)} does not match "
+                         f"{k} inputs in groups of {fq.group_size}")
+    s, z = s.expand(n, s.shape[1]), z.expand(n, z.shape[1])  # a per-tensor grid too
     gs = fq.group_size or 1
     se, ze = expand_to(s, w, gs), expand_to(z, w, gs)
     q = torch.clamp(torch.round(w / se) + ze, qmin, qmax)
@@ -135,9 +139,6 @@ def plan_layer(name: str, mod: nn.Module) -> NbitsLayer:
     kb = -(-k // block)
     col = np.arange(kb) * block  # first input of each block
     grp = col // fq.group_size if fq.group_size else np.zeros(kb, np.int64)
-    if s.shape[1] != (-(-k // fq.group_size) if fq.group_size else 1):
-        raise ModelError(f"layer {name!r}: scale shape {tuple(s.shape)} does not match "
-                         f"{k} inputs in groups of {fq.group_size}")
     return NbitsLayer(name, kind, fq.bits, block,
                       codes=(q - qmin).to(torch.uint8).numpy(),
                       zero=(z[:, grp] - qmin).to(torch.uint8).numpy(),
