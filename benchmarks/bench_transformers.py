@@ -10,6 +10,7 @@ loaded in the same run; latency is timed interleaved with it (torch eager, 2 thr
     python benchmarks/bench_transformers.py quant      # w8, w4 RTN / GPTQ (act-order, clip) / +LSQ
     python benchmarks/bench_transformers.py prune      # 50 % of FFN neurons, refit + recovery
     python benchmarks/bench_transformers.py student    # 3 of 6 layers dropped + distillation
+    python benchmarks/bench_transformers.py nbits      # the 4-bit model in MatMulNBits (ORT)
 
 A second argument caps the texts (default 6,000 of fortunes' 14,123: 4,800 train, 600
 validation, 600 test); ``BENCH_ONLY=a,b`` runs only the named quantization settings.
@@ -168,13 +169,43 @@ def student(spec, model, task) -> dict:
     return rec
 
 
+def nbits(spec, model, task) -> dict:
+    """The 4-bit act-clip GPTQ model (token table at 4 bits) deployed in ONNX Runtime with
+    MatMulNBits / GatherBlockQuantized, against fp32 in torch and in ONNX Runtime."""
+    from netpress.export.nbits import export_nbits
+    from netpress.export.onnx import export_onnx
+    from netpress.export.runtimes import ort_runner
+
+    ctx = Context(task, seed=0, threads=THREADS)
+    q = apply(copy.deepcopy(model), WeightOnly(bits=4, group_size=128, method="gptq",
+                                               act_order=True, clip=True, embedding_bits=4), ctx)
+    tmp = Path(tempfile.mkdtemp(prefix="np-bench-"))
+    ex = task.example_inputs(2, "train")
+    paths = {"ort-fp32": export_onnx(model, ex, tmp / "fp32.onnx"),
+             "ort-w4-nbits": export_nbits(q, ex, tmp / "w4.onnx"),
+             "ort-w4-nbits-acc4": export_nbits(q, ex, tmp / "w4-acc4.onnx", accuracy_level=4)}
+    runners = {"torch-fp32": torch_runner(model), "torch-w4": torch_runner(q),
+               **{k: ort_runner(p, THREADS) for k, p in paths.items()}}
+    rows = {}
+    for name, run in runners.items():
+        out, _ = task.runner_outputs(run, "test")
+        ref, _ = task.runner_outputs(runners["torch-fp32"], "test")
+        rows[name] = {"file_bytes": file_size(paths[name]) if name in paths else None,
+                      **task.compare_outputs(out, ref)}
+    lat = timed(task, runners)
+    for name in rows:
+        rows[name]["latency_ms"] = lat[name]
+    print(json.dumps(rows), flush=True)
+    return rows
+
+
 def main() -> None:
     part = sys.argv[1] if len(sys.argv) > 1 else "all"
     max_texts = int(sys.argv[2]) if len(sys.argv) > 2 else 6000
     spec, model, task = setup(max_texts)
     parts = ("quant", "prune", "student") if part == "all" else (part,)
     for p in parts:
-        fn = {"quant": quant, "prune": prune, "student": student}[p]
+        fn = {"quant": quant, "prune": prune, "student": student, "nbits": nbits}[p]
         res = {"model": "all-MiniLM-L6-v2", "data": "text:fortunes", "seed": 0,
                "max_length": 128, "max_texts": max_texts, "threads": THREADS,
                "test_texts": task.num_examples("test"), p: fn(spec, model, task)}
