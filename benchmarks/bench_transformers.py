@@ -188,9 +188,9 @@ def nbits(spec, model, task) -> dict:
     runners = {"torch-fp32": torch_runner(model), "torch-w4": torch_runner(q),
                **{k: ort_runner(p, THREADS) for k, p in paths.items()}}
     rows = {}
+    ref, _ = task.runner_outputs(runners["torch-fp32"], "test")
     for name, run in runners.items():
         out, _ = task.runner_outputs(run, "test")
-        ref, _ = task.runner_outputs(runners["torch-fp32"], "test")
         rows[name] = {"file_bytes": file_size(paths[name]) if name in paths else None,
                       **task.compare_outputs(out, ref)}
     lat = timed(task, runners)

@@ -85,3 +85,27 @@ def concat(parts: list[Inputs]) -> Inputs:
         return type(first)(torch.cat([p[i] for p in parts]) for i in range(len(first)))
     return torch.cat(parts)
 
+
+
+def inputs_of(batch) -> Inputs:
+    """The model inputs of a batch: ``(inputs, targets)`` pairs give their inputs; a tensor
+    or a dict of keyword tensors is the inputs itself.
+
+    Example:
+        >>> inputs_of((torch.ones(1), torch.zeros(1))).tolist()
+        [1.0]
+    """
+    return batch[0] if isinstance(batch, tuple | list) else batch
+
+
+def real_tokens(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """A layer's input ``x`` (N, T, …) without the positions where ``mask`` (N, T) is 0
+    (padding), as rows; ``x`` unchanged when there is no such mask.
+
+    Example:
+        >>> real_tokens(torch.ones(2, 3, 4), torch.tensor([[1, 1, 0], [1, 0, 0]])).shape
+        torch.Size([3, 4])
+    """
+    if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
+        return x[mask.bool()]
+    return x

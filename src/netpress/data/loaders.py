@@ -11,10 +11,26 @@ from collections.abc import Iterator
 
 import torch
 
-from ..batches import count, take
+from ..batches import Inputs, count, take
 from ..errors import DataError
 from ..resolve import resolve_callable
 from .splits import Split
+
+
+def token_lengths(inputs: Inputs) -> torch.Tensor | None:
+    """Each example's length up to its last real token (``attention_mask``), or None for
+    inputs that are not padded token tensors.
+
+    Example:
+        >>> token_lengths({"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}).tolist()
+        [2, 1]
+    """
+    mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or not len(mask):
+        return None
+    real = mask != 0
+    last = mask.shape[1] - real.flip(1).int().argmax(1)
+    return torch.where(real.any(1), last, torch.zeros_like(last))
 
 
 class ArrayLoader:
@@ -70,6 +86,13 @@ class ArrayLoader:
         self.bucket = bucket
         self.epoch = 0
         self.order: torch.Tensor | None = None  # examples in the order the last pass gave them
+
+    @classmethod
+    def of_tokens(cls, x: dict, y: torch.Tensor, batch_size: int = 256, **kw) -> ArrayLoader:
+        """A loader of token inputs batched by length: ``lengths`` and ``seq_len`` read
+        from ``x["attention_mask"]``."""
+        return cls(x, y, batch_size, lengths=token_lengths(x),
+                   seq_len=x["attention_mask"].shape[1], **kw)
 
     def __len__(self) -> int:
         n = count(self.x)

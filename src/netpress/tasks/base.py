@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..batches import Inputs, call, take
-from ..data.loaders import ArrayLoader
+from ..data.loaders import ArrayLoader, token_lengths
 from ..data.splits import Split
 
 PARTS = ("train", "val", "calib", "test")
@@ -63,22 +63,6 @@ class TaskResult:
                 **self.metrics, **self.comparison}
 
 
-def token_lengths(inputs: Inputs) -> torch.Tensor | None:
-    """Each example's length up to its last real token (``attention_mask``), or None for
-    inputs that are not padded token tensors.
-
-    Example:
-        >>> token_lengths({"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}).tolist()
-        [2, 1]
-    """
-    mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None
-    if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or not len(mask):
-        return None
-    real = mask != 0
-    last = mask.shape[1] - real.flip(1).int().argmax(1)
-    return torch.where(real.any(1), last, torch.zeros_like(last))
-
-
 class Task(ABC):
     """Data, forward call, loss, score and comparison of one kind of model.
 
@@ -114,15 +98,13 @@ class Task(ABC):
         """Batches ``(inputs, targets)`` of ``part`` (shuffled per epoch by ``seed``)."""
         x, y = self.part(part)
         bs = batch_size or self.eval_batch_size
-        lengths = token_lengths(x)
-        if lengths is None:
+        if token_lengths(x) is None:
             return ArrayLoader(x, y, batch_size=bs, shuffle=shuffle, seed=seed)
         # token batches: like lengths together, each cut to its longest text (see ArrayLoader)
         if not shuffle:
             bs = min(bs, self.token_eval_batch)
-        return ArrayLoader(x, y, batch_size=bs, shuffle=shuffle, seed=seed, lengths=lengths,
-                           seq_len=x["attention_mask"].shape[1],
-                           token_targets=self.token_targets)
+        return ArrayLoader.of_tokens(x, y, batch_size=bs, shuffle=shuffle, seed=seed,
+                                     token_targets=self.token_targets)
 
     def num_examples(self, part: str) -> int:
         """Examples in ``part``."""

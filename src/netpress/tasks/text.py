@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..batches import Inputs, take
-from ..data.loaders import ArrayLoader
+from ..data.loaders import ArrayLoader, token_lengths
 from ..data.splits import Split
 from ..data.text import TextPart, TextSplit, tokenize
 from .base import Task
@@ -221,15 +221,11 @@ def reference_outputs(reference: nn.Module, inputs: Inputs, n: int,
                       batch_size: int = 256) -> torch.Tensor:
     """The reference model's outputs over ``inputs`` (for embedding targets)."""
     from ..batches import call
-    from .base import token_lengths
-
     reference.eval()
-    lengths = token_lengths(inputs)
-    if lengths is None:
+    if token_lengths(inputs) is None:
         return torch.cat([call(reference, take(inputs, slice(i, i + batch_size))).float()
                           for i in range(0, n, batch_size)])
-    loader = ArrayLoader(inputs, torch.zeros(n), min(batch_size, 128), lengths=lengths,
-                         seq_len=inputs["attention_mask"].shape[1])
+    loader = ArrayLoader.of_tokens(inputs, torch.zeros(n), min(batch_size, 128))
     return loader.gather([call(reference, x).float() for x, _ in loader])
 
 

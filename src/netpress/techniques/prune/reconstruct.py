@@ -25,11 +25,8 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from ...batches import call
-
-
-def _inputs(batch):
-    return batch[0] if isinstance(batch, tuple | list) else batch
+from ...batches import call, inputs_of, real_tokens
+from .heads import weight_out_in
 
 
 @torch.no_grad()
@@ -49,10 +46,7 @@ def input_grams(model: nn.Module, modules: Mapping[int, nn.Module], batches: Ite
 
     def hook(key):
         def pre(mod, args):
-            x = args[0].detach()
-            mask = state.get("mask")
-            if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
-                x = x[mask.bool()]
+            x = real_tokens(args[0].detach(), state.get("mask"))
             rows = x.reshape(-1, x.shape[-1]).double()
             rows = torch.cat([rows, torch.ones(len(rows), 1, dtype=rows.dtype)], 1)
             grams[key] = grams.get(key, 0) + rows.T @ rows
@@ -63,7 +57,7 @@ def input_grams(model: nn.Module, modules: Mapping[int, nn.Module], batches: Ite
     model.eval()
     try:
         for b in batches:
-            x = _inputs(b)
+            x = inputs_of(b)
             state["mask"] = x.get("attention_mask") if isinstance(x, dict) else None
             call(model, x)
     finally:
@@ -71,10 +65,6 @@ def input_grams(model: nn.Module, modules: Mapping[int, nn.Module], batches: Ite
             h.remove()
         model.train(was)
     return grams
-
-
-def _is_conv1d(m: nn.Module) -> bool:  # transformers' Conv1D stores weight as (in, out)
-    return type(m).__name__ == "Conv1D"
 
 
 @torch.no_grad()
@@ -97,22 +87,18 @@ def refit_inputs(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | N
     n = weight.shape[1]
     has_bias = bias is not None
     cols = torch.cat([kept.long(), torch.tensor([n])]) if has_bias else kept.long()
-    full = torch.cat([weight.double(), bias.double()[:, None]], 1) if has_bias \
-        else torch.cat([weight.double(), torch.zeros(weight.shape[0], 1, dtype=torch.float64)], 1)
+    full = torch.cat([weight.double(), bias.double()[:, None]], 1) if has_bias else weight.double()
     g_kk = gram[cols][:, cols]
     reg = damp * g_kk.diagonal().mean().clamp_min(1e-12)
     sol = torch.linalg.solve(g_kk + reg * torch.eye(len(cols), dtype=g_kk.dtype),
-                             gram[cols] @ full.T)  # (kept [+1], out)
-    w_new = sol[:len(kept)].T  # (out, kept)
-    target = module.weight
-    target.copy_((w_new.T if _is_conv1d(module) else w_new).to(target.dtype))
+                             gram[cols][:, :full.shape[1]] @ full.T)  # (kept [+1], out)
+    target = weight_out_in(module)  # a view: writing it writes the Linear/Conv1D weight
+    target.copy_(sol[:len(kept)].T.to(target.dtype))
     if has_bias:
         module.bias.copy_(sol[len(kept)].to(module.bias.dtype))
 
 
 def full_weight(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A copy of ``module``'s weight as ``[out, in]`` and of its bias."""
-    w = module.weight.detach()
-    w = w.T if _is_conv1d(module) else w
     b = module.bias.detach().clone() if module.bias is not None else None
-    return w.clone(), b
+    return weight_out_in(module).detach().clone(), b

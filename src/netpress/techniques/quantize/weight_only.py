@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ...batches import call
+from ...batches import call, inputs_of, real_tokens
 from ...config import Config, register
 from ...errors import ConfigError
 from ...targets import Targets, token_embedding
@@ -105,14 +105,8 @@ def _layer_inputs(x: torch.Tensor, mod: nn.Module) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def _inputs(batch):
-    """The model inputs of a calibration batch: ``(inputs, targets)`` pairs give their
-    inputs; a tensor or a dict of keyword tensors is the inputs itself."""
-    return batch[0] if isinstance(batch, tuple | list) else batch
-
-
 def _call(model: nn.Module, batch) -> None:
-    call(model, _inputs(batch))
+    call(model, inputs_of(batch))
 
 
 class _Reached(Exception):  # noqa: N818 - control flow, not an error
@@ -132,10 +126,7 @@ def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
     state: dict = {"calls": 0, "stop": False}
 
     def hook(m, args):
-        x = args[0].detach()
-        mask = state.get("mask")
-        if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
-            x = x[mask.bool()]
+        x = real_tokens(args[0].detach(), state.get("mask"))
         rows = _layer_inputs(x, m).double()
         acc["h"] = acc["h"] + rows.T @ rows
         acc["n"] = acc["n"] + rows.shape[0]
@@ -146,7 +137,7 @@ def layer_hessian(model: nn.Module, mod: nn.Module, batches) -> torch.Tensor:
     handle = mod.register_forward_pre_hook(hook)
     try:
         for i, b in enumerate(batches):
-            x = _inputs(b)
+            x = inputs_of(b)
             state["mask"] = x.get("attention_mask") if isinstance(x, dict) else None
             try:
                 _call(model, b)
