@@ -7,7 +7,7 @@ CODE = """
 import onnx, torch
 from onnx import TensorProto, helper
 from netpress.export.runtimes import ort_runner
-from netpress.techniques.quantize.forms import _ort_dynamic
+from netpress.techniques.quantize.forms import ort_dynamic
 
 w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], [0.1 * i for i in range(12)])
 g = helper.make_graph([helper.make_node("MatMul", ["input", "w"], ["output"])], "g",
@@ -16,7 +16,7 @@ g = helper.make_graph([helper.make_node("MatMul", ["input", "w"], ["output"])], 
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 onnx.save(m, "{d}/m.onnx")
 assert ort_runner("{d}/m.onnx")(torch.ones(2, 4)).shape == (2, 3)
-assert ort_runner(_ort_dynamic("{d}/m.onnx", "{d}/q.onnx"))(torch.ones(2, 4)).shape == (2, 3)
+assert ort_runner(ort_dynamic("{d}/m.onnx", "{d}/q.onnx"))(torch.ones(2, 4)).shape == (2, 3)
 """
 
 

@@ -179,16 +179,31 @@ def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
 
 
 def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
-                fold_qdq_weights: bool = True) -> Path:
+                fold_qdq_weights: bool = True, fuse: bool = True,
+                info: dict | None = None) -> Path:
     """Export ``model`` to ``path``; QDQ weights are folded to int8 initializers.
     ``example`` is one input (a tensor or a dict of tensors) of any batch size.
+
+    A float Hugging Face encoder is exported with explicit attention and fused by ONNX
+    Runtime's transformer optimiser (``export.fuse``; ``fuse=False`` keeps the plain
+    graph). ``info``, when given, receives ``fused`` (fused op counts) and ``fuse_note``
+    (why nothing was fused, if so).
 
     Example:
         >>> export_onnx(nn.Sequential(nn.Linear(4, 2)), torch.zeros(1, 4), "m.onnx")  # doctest: +SKIP
         >>> export_onnx(encoder, task.example_inputs(1), "enc.onnx")  # doctest: +SKIP
     """
-    proto = export_onnx_model(model, example)
+    from .fuse import eager_attention, fuse_transformer, hf_config
+
+    fuse = fuse and hf_config(model) is not None
+    with eager_attention(model) if fuse else contextlib.nullcontext():
+        proto = export_onnx_model(model, example)
     if fold_qdq_weights:
         fold_weight_quantizers(proto)
+    if fuse:
+        res = fuse_transformer(proto, model, example)
+        proto = res.proto
+        if info is not None:
+            info.update(fused=res.fused, fuse_note=res.note)
     onnx.checker.check_model(proto)
     return save_onnx(proto, path)

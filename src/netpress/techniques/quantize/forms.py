@@ -73,17 +73,30 @@ def _torch_int8_state(qmodel: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def _ort_dynamic(fp32_onnx: Path, out: Path) -> Path:
+def ort_dynamic(fp32_onnx: Path, out: Path) -> Path:
     """ONNX Runtime's dynamic quantizer with per-channel int8 weights: MatMul/Gemm weights
-    per output channel; it also stores Gather tables (embeddings) in 8 bits."""
+    per output channel, a fused transformer's ``Attention`` as ``QAttention`` and its
+    ``EmbedLayerNormalization`` tables in 8 bits (Gather tables of plain graphs too).
+
+    Fused graphs hold com.microsoft ops whose outputs ONNX shape inference cannot type; the
+    quantizer is told they are float (``DefaultTensorType``), which they are in an fp32
+    export."""
+    import onnx
+
     import_onnxruntime()  # telemetry off before onnxruntime is first imported
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root = logging.getLogger()
+    level = root.level
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logging.getLogger("root").setLevel(logging.ERROR)
-        quantize_dynamic(str(fp32_onnx), str(out), per_channel=True,
-                         weight_type=QuantType.QInt8)
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(fp32_onnx), str(out), per_channel=True,
+                             weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            root.setLevel(level)
     return out
 
 
@@ -137,7 +150,7 @@ def build_forms(
             forms.append(Form("onnxruntime-int8-static", "onnxruntime", "int8-static",
                               ort_runner(q_onnx, threads), q_onnx, file_size(q_onnx)))
         if dynamic is not None:
-            d_onnx = _ort_dynamic(fp_onnx, workdir / "int8-dynamic.onnx")
+            d_onnx = ort_dynamic(fp_onnx, workdir / "int8-dynamic.onnx")
             forms.append(Form("onnxruntime-int8-dynamic", "onnxruntime", "int8-dynamic",
                               ort_runner(d_onnx, threads), d_onnx, file_size(d_onnx)))
     if wanted(backend, "openvino"):
