@@ -33,6 +33,23 @@ def token_lengths(inputs: Inputs) -> torch.Tensor | None:
     return torch.where(real.any(1), last, torch.zeros_like(last))
 
 
+def trim_padding(inputs: Inputs) -> Inputs:
+    """Token inputs cut to their longest real text (``attention_mask``); others unchanged.
+
+    Example:
+        >>> x = {"input_ids": torch.ones(2, 5), "attention_mask": torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])}
+        >>> trim_padding(x)["input_ids"].shape
+        torch.Size([2, 2])
+    """
+    lengths = token_lengths(inputs)
+    if lengths is None:
+        return inputs
+    width = inputs["attention_mask"].shape[1]
+    keep = max(1, int(lengths.max()))
+    return {k: v[:, :keep] if v.dim() >= 2 and v.shape[1] == width else v
+            for k, v in inputs.items()}
+
+
 class ArrayLoader:
     """Iterate ``(x, y)`` batches over tensors; shuffled deterministically per epoch.
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..batches import Inputs, call, take
-from ..data.loaders import ArrayLoader, token_lengths
+from ..data.loaders import ArrayLoader, token_lengths, trim_padding
 from ..data.splits import Split
 
 PARTS = ("train", "val", "calib", "test")
@@ -111,8 +111,9 @@ class Task(ABC):
         return len(self.part(part)[1])
 
     def example_inputs(self, n: int = 1, part: str = "test") -> Inputs:
-        """The first ``n`` inputs of ``part``: for tracing, export, counting and timing."""
-        return take(self.part(part)[0], slice(0, n))
+        """The first ``n`` inputs of ``part``, token inputs cut to their longest text: for
+        tracing, export, counting and timing."""
+        return trim_padding(take(self.part(part)[0], slice(0, n)))
 
     def with_part(self, part: str, inputs: Inputs, targets: torch.Tensor) -> Task:
         """A copy of this task whose ``part`` holds other data (e.g. a training subset)."""
