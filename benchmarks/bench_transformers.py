@@ -11,8 +11,9 @@ loaded in the same run; latency is timed interleaved with it (torch eager, 2 thr
     python benchmarks/bench_transformers.py prune      # 50 % of FFN neurons, refit + recovery
     python benchmarks/bench_transformers.py student    # 3 of 6 layers dropped + distillation
     python benchmarks/bench_transformers.py nbits      # the 4-bit model in MatMulNBits (ORT)
+    python benchmarks/bench_transformers.py deploy     # fused ONNX Runtime forms: fp32, int8, w4
 
-A second argument caps the texts (default: 6,000 of fortunes' 14,123 for quant and nbits —
+A second argument caps the texts (default: 6,000 of fortunes' 14,123 for quant, nbits and deploy —
 4,800 train, 600 validation, 600 test — and all of them for prune and student);
 ``BENCH_ONLY=a,b`` runs only the named quantization settings.
 Writes benchmarks/results/minilm-<part>.json.
@@ -200,15 +201,66 @@ def nbits(spec, model, task) -> dict:
     return rows
 
 
+def deploy(spec, model, task) -> dict:
+    """Deployed forms in ONNX Runtime (fused graphs) against fp32 torch eager: sentences
+    per second over held-out texts at batch 1 and 32, fidelity on the test texts, file
+    bytes. torch's own dynamic int8 (the peers' "torch dynamic int8") is shown beside."""
+    from netpress.export.nbits import export_nbits
+    from netpress.export.onnx import export_onnx
+    from netpress.export.runtimes import ort_runner
+    from netpress.profile.throughput import throughput
+    from netpress.techniques.quantize.forms import ort_dynamic
+    from netpress.techniques.quantize.ptq import DynamicInt8, dynamic_int8
+
+    ctx = Context(task, seed=0, threads=THREADS)
+    tmp = Path(tempfile.mkdtemp(prefix="np-bench-"))
+    ex = task.example_inputs(1, "train")
+    t0 = time.time()
+    w4 = apply(copy.deepcopy(model), WeightOnly(bits=4, group_size=128, method="gptq",
+                                                act_order=True, clip=True, embedding_bits=4), ctx)
+    print(f"w4 GPTQ in {time.time() - t0:.0f} s", flush=True)
+    info: dict = {}
+    fp = export_onnx(model, ex, tmp / "fp32.onnx", info=info)
+    paths = {"ort-fp32-fused": fp,
+             "ort-int8-dynamic": ort_dynamic(fp, tmp / "int8.onnx"),
+             "ort-w4-nbits": export_nbits(w4, ex, tmp / "w4.onnx"),
+             "ort-w4-nbits-acc4": export_nbits(w4, ex, tmp / "w4-acc4.onnx", accuracy_level=4)}
+    paths["ort-int8-dynamic-1thread"] = paths["ort-int8-dynamic"]
+    paths["ort-w4-nbits-acc4-1thread"] = paths["ort-w4-nbits-acc4"]
+    fp_st = save_weights(model, tmp / "fp32.safetensors")
+    runners = {"torch-fp32": torch_runner(model),
+               "torch-int8-dynamic": torch_runner(dynamic_int8(model, DynamicInt8())),
+               **{k: ort_runner(p, 1 if k.endswith("1thread") else THREADS)
+                  for k, p in paths.items()}}
+    ref, _ = task.runner_outputs(runners["torch-fp32"], "test")
+    rows = {}
+    for name, run in runners.items():
+        out, _ = task.runner_outputs(run, "test")
+        path = paths.get(name, fp_st)
+        rows[name] = {"file_bytes": file_size(path),
+                      "smaller_than_fp32": file_size(fp_st) / file_size(path),
+                      **task.compare_outputs(out, ref)}
+    speed = throughput(runners, task.part("test")[0], (1, 32), passes=3, limit=256)
+    for name in rows:
+        rows[name]["throughput"] = speed[name]
+    print(json.dumps({k: (round(v["cosine"], 4), round(v["recall_at_10"], 3),
+                          round(v["throughput"]["b1"]["vs_baseline"], 2),
+                          round(v["throughput"]["b32"]["vs_baseline"], 2)) for k, v in rows.items()}),
+          flush=True)
+    return {"fused": info, "texts_timed": 256, "rows": rows}
+
+
 # texts per part by default: the fidelity of quantization is settled on 6,000; recovery
 # training (prune, student) uses every fortune, since more text is what helps it most
-DEFAULT_TEXTS = {"quant": 6000, "nbits": 6000, "prune": 14123, "student": 14123}
+DEFAULT_TEXTS = {"quant": 6000, "nbits": 6000, "prune": 14123, "student": 14123,
+                 "deploy": 6000}
 
 
 def main() -> None:
     part = sys.argv[1] if len(sys.argv) > 1 else "all"
-    parts = ("quant", "nbits", "prune", "student") if part == "all" else (part,)
-    fns = {"quant": quant, "prune": prune, "student": student, "nbits": nbits}
+    parts = ("quant", "nbits", "deploy", "prune", "student") if part == "all" else (part,)
+    fns = {"quant": quant, "prune": prune, "student": student, "nbits": nbits,
+           "deploy": deploy}
     for p in parts:
         max_texts = int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_TEXTS[p]
         spec, model, task = setup(max_texts)

@@ -128,3 +128,28 @@ def test_a_wrong_fusion_is_refused(enc, monkeypatch):
     monkeypatch.setattr(fuse, "_outputs", skewed)
     res = fuse_transformer(proto, model, example)
     assert res.proto is proto and "differs" in res.note and res.fused == {}
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_weight_only_graph_is_fused_around_its_matmulnbits(enc, pruned, tmp_path):
+    from netpress.export.nbits import export_nbits
+    from netpress.techniques.quantize.weight_only import WeightOnly, quantize_weights
+
+    model, task, batch = enc
+    model = copy.deepcopy(model)
+    if pruned:
+        model = apply(model, TransformerPrune(heads=0.5, ffn=0.25, scope="layer", batches=2),
+                      Context(task))
+    q = quantize_weights(model, WeightOnly(bits=4, group_size=16, method="rtn", embedding_bits=4))
+    info: dict = {}
+    path = export_nbits(q, task.example_inputs(1, "test"), tmp_path / "w4.onnx", info=info)
+    ops = _ops(path)
+    assert info["fuse_note"] == "" and ops["MultiHeadAttention"] == 2
+    assert ops["MatMulNBits"] == 12 and ops["GatherBlockQuantized"] == 1  # Q, K, V apart
+    assert ops["SkipLayerNormalization"] >= 3 and ops["Softmax"] == 0
+    heads = [lay.attention.self.num_attention_heads for lay in model.model.encoder.layer]
+    mha = [n for n in onnx.load(path).graph.node if n.op_type == "MultiHeadAttention"]
+    assert [next(a.i for a in n.attribute if a.name == "num_heads") for n in mha] == heads
+    with torch.no_grad():
+        ref = q(**batch)
+    assert _rel(ort_runner(path)(batch), ref) < 1e-5

@@ -12,7 +12,7 @@ import traceback
 import typer
 
 from ..errors import NetpressError
-from . import artifact, compress, core, demo, gate, prune, quantize, report, search, shape
+from . import artifact, compress, core, demo, export, gate, prune, quantize, report, search, shape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress trained PyTorch models and prove the result.")
@@ -22,6 +22,7 @@ shape.register_commands(app)
 prune.register_commands(app)
 quantize.register_commands(app)
 artifact.register_commands(app)
+export.register_commands(app)
 compress.register_commands(app)
 gate.register_commands(app)
 report.register_commands(app)

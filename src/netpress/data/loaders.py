@@ -37,8 +37,8 @@ def trim_padding(inputs: Inputs) -> Inputs:
     """Token inputs cut to their longest real text (``attention_mask``); others unchanged.
 
     Example:
-        >>> x = {"input_ids": torch.ones(2, 5), "attention_mask": torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])}
-        >>> trim_padding(x)["input_ids"].shape
+        >>> mask = torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+        >>> trim_padding({"input_ids": torch.ones(2, 5), "attention_mask": mask})["input_ids"].shape
         torch.Size([2, 2])
     """
     lengths = token_lengths(inputs)

@@ -39,8 +39,8 @@ from .runtimes import import_onnxruntime
 
 # Hugging Face model types whose encoder layers the optimiser's BERT fusions match
 BERT_LIKE = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
-FUSED_OPS = ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu",
-             "FastGelu", "Gelu", "LayerNormalization")
+FUSED_OPS = ("Attention", "MultiHeadAttention", "EmbedLayerNormalization",
+             "SkipLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "LayerNormalization")
 # fused and unfused graphs compute the same sums in another order
 FUSE_REL_TOL = 1e-4
 
@@ -82,17 +82,36 @@ def eager_attention(model: nn.Module) -> Iterator[None]:
         inner.set_attn_implementation(old)
 
 
+def _query_width(node: onnx.NodeProto, shapes: dict, producer: dict) -> int | None:
+    """Width of an attention node's query projection: the packed QKV weight of Attention
+    (3 × width columns), the packed bias of MultiHeadAttention, or the MatMul weight that
+    makes its query."""
+    if node.op_type == "Attention":
+        return shapes[node.input[1]][-1] // 3 if node.input[1] in shapes else None
+    if len(node.input) > 3 and node.input[3] in shapes:
+        return shapes[node.input[3]][-1] // 3
+    src = producer.get(node.input[0])
+    while src is not None and src.op_type in ("Add", "MatMul"):
+        w = next((i for i in src.input if i in shapes and len(shapes[i]) == 2), None)
+        if w is not None:
+            return shapes[w][-1]
+        src = next((producer[i] for i in src.input if i in producer), None)
+    return None
+
+
 def _set_heads(proto: onnx.ModelProto, head_size: int) -> None:
-    """Give each fused Attention node the head count of its packed QKV weight."""
+    """Give each fused attention node the head count of its own projections."""
     shapes = {i.name: list(i.dims) for i in proto.graph.initializer}
+    producer = {o: n for n in proto.graph.node for o in n.output}
     for node in proto.graph.node:
-        if node.op_type not in ("Attention", "QAttention") or node.input[1] not in shapes:
+        if node.op_type not in ("Attention", "MultiHeadAttention"):
             continue
-        cols = shapes[node.input[1]][-1]
-        heads = cols // (3 * head_size)
+        width = _query_width(node, shapes, producer)
+        if width is None:
+            continue
         for a in node.attribute:
             if a.name == "num_heads":
-                a.i = heads
+                a.i = width // head_size
 
 
 def _quiet():
@@ -131,10 +150,17 @@ def _outputs(proto: onnx.ModelProto, x: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def fuse_transformer(proto: onnx.ModelProto, model: nn.Module,
-                     example: dict[str, torch.Tensor]) -> FuseResult:
+                     example: dict[str, torch.Tensor], separate_qkv: bool = False,
+                     embed_layer_norm: bool = True) -> FuseResult:
     """ONNX Runtime's transformer fusions on ``proto`` (exported from the Hugging Face
     wrapper ``model`` with eager attention), checked against ``proto`` on inputs made from
     ``example``. Returns the fused graph, or ``proto`` with a note saying why not.
+
+    ``separate_qkv`` fuses attention as ``MultiHeadAttention`` after its own Q, K and V
+    MatMuls (instead of ``Attention`` with one packed QKV weight), so each projection
+    keeps its own weight — what a graph whose Linears become MatMulNBits needs.
+    ``embed_layer_norm=False`` leaves the token table's Gather in place (a quantized table
+    becomes GatherBlockQuantized).
 
     Example:
         >>> res = fuse_transformer(proto, encoder, task.example_inputs(1))  # doctest: +SKIP
@@ -155,10 +181,13 @@ def fuse_transformer(proto: onnx.ModelProto, model: nn.Module,
 
     heads, hidden = int(config.num_attention_heads), int(config.hidden_size)
     try:
+        options = FusionOptions("bert")
+        options.use_multi_head_attention = separate_qkv
+        options.enable_embed_layer_norm = embed_layer_norm
         with _quiet():
             opt = optimize_model(onnx.ModelProto.FromString(proto.SerializeToString()),
                                  model_type="bert", num_heads=heads, hidden_size=hidden,
-                                 optimization_options=FusionOptions("bert"), opt_level=0)
+                                 optimization_options=options, opt_level=0)
         fused = opt.model
         if not any(o.domain == "com.microsoft" for o in fused.opset_import):
             fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
@@ -170,7 +199,7 @@ def fuse_transformer(proto: onnx.ModelProto, model: nn.Module,
                                       f"{str(e).splitlines()[0] if str(e) else ''}); kept unfused")
     counts = Counter(n.op_type for n in fused.graph.node)
     done = {op: counts[op] for op in FUSED_OPS if counts[op]}
-    if not counts["Attention"]:
+    if not counts["Attention"] and not counts["MultiHeadAttention"]:
         return FuseResult(proto, note="the optimiser fused no attention block; kept unfused")
     err = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
     if out.shape != ref.shape or not err <= FUSE_REL_TOL:

@@ -39,6 +39,7 @@ at level 0 ORT dequantizes the whole weight on every call (correct, slow).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -51,6 +52,7 @@ from torch import nn
 
 from ..batches import Inputs
 from ..errors import ModelError
+from .fuse import eager_attention, fuse_transformer, hf_config
 from .nbits_pack import (  # noqa: F401 - re-exported
     BITS,
     NbitsLayer,
@@ -227,10 +229,12 @@ def _feeding_outputs(model: nn.Module, example: Inputs, names: list[str]) -> lis
     return [n for n, g in zip(names, grads, strict=True) if g is not None]
 
 
-def export_nbits_model(model: nn.Module, example: Inputs,
-                       accuracy_level: int = 0) -> onnx.ModelProto:
+def export_nbits_model(model: nn.Module, example: Inputs, accuracy_level: int = 0,
+                       info: dict | None = None) -> onnx.ModelProto:
     """The ONNX proto of ``model`` with its quantized Linears as MatMulNBits (and its
-    quantized token embedding as GatherBlockQuantized); see the module docstring.
+    quantized token embedding as GatherBlockQuantized); see the module docstring. A Hugging
+    Face encoder is fused first (``export.fuse``, attention as MultiHeadAttention);
+    ``info`` receives what was fused, as in ``export_onnx``.
 
     Example:
         >>> proto = export_nbits_model(w4_model, torch.zeros(1, 64))  # doctest: +SKIP
@@ -242,8 +246,17 @@ def export_nbits_model(model: nn.Module, example: Inputs,
         raise ModelError("the model has no Linear with a 4- or 8-bit FixedQuant; quantize "
                          "it with WeightOnly(bits=4) first")
     copy, keys, ran = _probe_copy(model, layers)
-    proto = export_onnx_model(copy, example)
+    fuse = hf_config(copy) is not None
+    with eager_attention(copy) if fuse else contextlib.nullcontext():
+        proto = export_onnx_model(copy, example)
     fold_weight_quantizers(proto)
+    if fuse:  # attention fused with its Q, K, V MatMuls apart, so each can be MatMulNBits
+        table = any(lay.kind == "embedding" for lay in layers.values())
+        res = fuse_transformer(proto, copy, example, separate_qkv=True,
+                               embed_layer_norm=not table)
+        proto = res.proto
+        if info is not None:
+            info.update(fused=res.fused, fuse_note=res.note)
     done = _rewrite(proto, layers, keys, accuracy_level)
     lost = _feeding_outputs(copy, example, sorted(ran - done))
     if lost:
@@ -254,7 +267,7 @@ def export_nbits_model(model: nn.Module, example: Inputs,
 
 
 def export_nbits(model: nn.Module, example: Inputs, path: str | os.PathLike,
-                 accuracy_level: int = 0) -> Path:
+                 accuracy_level: int = 0, info: dict | None = None) -> Path:
     """Export a weight-only quantized ``model`` to ``path`` with ONNX Runtime's
     MatMulNBits (and GatherBlockQuantized) kernels and netpress's own codes.
     ``accuracy_level`` 0 computes in float32 (the torch output), 4 with int8 activations.
@@ -263,7 +276,7 @@ def export_nbits(model: nn.Module, example: Inputs, path: str | os.PathLike,
         >>> m = quantize_weights(model, WeightOnly(bits=4, group_size=32, method="rtn"))  # doctest: +SKIP
         >>> export_nbits(m, task.example_inputs(1), "w4.onnx")  # doctest: +SKIP
     """
-    proto = export_nbits_model(model, example, accuracy_level)
+    proto = export_nbits_model(model, example, accuracy_level, info)
     onnx.checker.check_model(proto)
     return save_onnx(proto, path)
 

@@ -1,0 +1,142 @@
+"""``export_model``: any model netpress wrote, exported to one ONNX file that a plain ONNX
+Runtime session runs, checked against the torch model and timed against it.
+
+Forms (``form``):
+
+- ``fp32`` — the float graph; a Hugging Face encoder is fused (``export.fuse``);
+- ``int8-dynamic`` — the fp32 graph through ONNX Runtime's dynamic quantizer (per-channel
+  int8 weights, activations quantized at run time; a fused encoder's attention becomes
+  ``QAttention``);
+- ``nbits`` — a weight-only 4/8-bit model (``WeightOnly``, or a packed file) with its own
+  codes in ``MatMulNBits`` (``export.nbits``);
+- ``auto`` — ``nbits`` for a weight-only quantized model, ``fp32`` for any other.
+
+Every export is checked: the graph's outputs on the task's test part against the torch
+model's (the maximum error relative to the largest output, and the task's comparison —
+agreement or cosine / recall@10). Float forms must agree to ``FLOAT_REL_TOL``; an int8 form
+is reported, not held to it. Speed is examples per second over held-out test examples at
+the batch sizes asked (``profile.throughput``), against the same model in torch eager, in
+the same run; a form slower than torch is said so in ``warnings``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, ModelError
+from ..io import file_size
+from ..profile.throughput import throughput
+from ..profile.timing import torch_runner
+from .nbits import export_nbits, nbits_layers
+from .onnx import export_onnx
+from .runtimes import ort_runner
+
+FORMS = ("auto", "fp32", "int8-dynamic", "nbits")
+# float graphs sum in another order than torch (fused kernels, MLAS blocks)
+FLOAT_REL_TOL = 1e-3
+
+
+def resolve_form(model: nn.Module, form: str) -> str:
+    """The form ``auto`` means for ``model``; an impossible choice is a ConfigError.
+
+    Example:
+        >>> resolve_form(nn.Linear(2, 2), "auto")
+        'fp32'
+    """
+    if form not in FORMS:
+        raise ConfigError(f"unknown form {form!r}; use one of {', '.join(FORMS)}")
+    quantized = bool(nbits_layers(model))
+    if form == "auto":
+        return "nbits" if quantized else "fp32"
+    if form == "nbits" and not quantized:
+        raise ConfigError("--form nbits needs a weight-only 4- or 8-bit model; quantize it "
+                          "with `netpress quantize --scheme w4-gptq` and export the "
+                          "model.safetensors it writes, or use --form fp32 / int8-dynamic")
+    if form != "nbits" and quantized:
+        raise ConfigError(f"the model carries weight-only quantized layers; --form {form} "
+                          "would export their float values: use --form nbits (or auto)")
+    return form
+
+
+def _write(model: nn.Module, example, form: str, out: Path, fuse: bool, info: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="netpress-export-") as d:
+        tmp = Path(d) / "model.onnx"
+        if form == "nbits":
+            export_nbits(model, example, tmp, info=info)
+        else:
+            export_onnx(model, example, tmp, fuse=fuse, info=info)
+            if form == "int8-dynamic":
+                from ..techniques.quantize.forms import ort_dynamic
+
+                ort_dynamic(tmp, Path(d) / "int8.onnx")
+                tmp = Path(d) / "int8.onnx"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        part = out.with_name(out.name + ".part")
+        shutil.copyfile(tmp, part)
+        os.replace(part, out)  # atomic: a failed export leaves no half-written file
+
+
+def export_model(
+    model: nn.Module,
+    task,
+    out: str | os.PathLike,
+    form: str = "auto",
+    fuse: bool = True,
+    threads: int = 2,
+    batch_sizes: tuple[int, ...] = (1, 32),
+    passes: int = 3,
+    limit: int | None = 256,
+) -> dict:
+    """Export ``model`` to ``out`` as ``form``, check it on ``task``'s test part and time
+    it against the model in torch eager. Returns the record (see the module docstring).
+
+    Example:
+        >>> rec = export_model(encoder, task, "enc.onnx", form="int8-dynamic")  # doctest: +SKIP
+        >>> rec["throughput"]["onnxruntime"]["b1"]["vs_baseline"]  # doctest: +SKIP
+        2.1
+    """
+    form = resolve_form(model, form)
+    if any(b < 1 for b in batch_sizes):
+        raise ConfigError(f"batch sizes must be at least 1, got {list(batch_sizes)}")
+    model = model.eval()
+    out = Path(out)
+    info: dict = {}
+    _write(model, task.example_inputs(1, "test"), form, out, fuse, info)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    run = ort_runner(out, threads)
+    ref, _ = task.predict(model, "test")
+    got, targets = task.runner_outputs(run, "test")
+    if got.shape != ref.shape:
+        raise ModelError(f"the exported graph gives outputs of shape {tuple(got.shape)}, the "
+                         f"model {tuple(ref.shape)}; export with --no-fuse")
+    finite = torch.isfinite(ref)
+    scale = float(ref[finite].abs().max()) if finite.any() else 1.0
+    rel = float((got - ref)[finite].abs().max() / max(scale, 1e-12)) if finite.any() else 0.0
+    within = rel <= FLOAT_REL_TOL
+    if form != "int8-dynamic" and not within:
+        raise ModelError(f"the exported {form} graph differs from the torch model (max "
+                         f"relative error {rel:.1e} > {FLOAT_REL_TOL:.0e}); export with "
+                         "--no-fuse, or report the model")
+    speed = throughput({"torch": torch_runner(model), "onnxruntime": run},
+                       task.part("test")[0], batch_sizes, passes=passes, limit=limit)
+    warnings = [f"the {form} ONNX Runtime form is SLOWER than the model in torch eager at "
+                f"batch {b[1:]} on this machine ({v['per_s']:.1f} vs "
+                f"{speed['torch'][b]['per_s']:.1f} examples/s)"
+                for b, v in speed["onnxruntime"].items() if v["vs_baseline"] < 1.0]
+    return {
+        "out": str(out), "form": form, "file_bytes": file_size(out), "threads": threads,
+        "fused": info.get("fused", {}), "fuse_note": info.get("fuse_note", ""),
+        "check": {"part": "test", "examples": int(ref.shape[0]), "max_rel_error": rel,
+                  "tolerance": FLOAT_REL_TOL, "within_tolerance": within,
+                  **task.compare_outputs(got, ref),
+                  "score": task.score_outputs(got, targets),
+                  "torch_score": task.score_outputs(ref, targets)},
+        "throughput": speed, "timed_examples": limit, "warnings": warnings,
+    }

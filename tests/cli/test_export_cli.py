@@ -1,0 +1,95 @@
+"""``netpress export`` as a user types it: image and text models, every form, the check
+against torch, the timing against torch eager, and errors on one line."""
+
+import json
+
+import onnx
+import pytest
+
+from netpress.cli import main
+from netpress.export.runtimes import ort_runner
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+FAST = ("--passes", "1", "--examples", "8", "--batch-sizes", "1,4", "--json")
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, digits):
+    from netpress import api
+
+    p = tmp_path_factory.mktemp("w") / "mlp.safetensors"
+    api.train("lenet-300-100", digits, epochs=1, seed=0, out=p)
+    return str(p)
+
+
+def test_image_model_exports_checked_and_timed(capsys, weights, tmp_path):
+    out = tmp_path / "m.onnx"
+    code, o, err = run(capsys, "export", "-m", "lenet-300-100", "-w", weights, "-d", "digits",
+                       "--out", str(out), *FAST)
+    assert code == 0, err
+    rec = json.loads(o)
+    assert rec["form"] == "fp32" and rec["fused"] == {} and out.is_file()
+    assert rec["check"]["max_rel_error"] < 1e-5 and rec["check"]["agreement"] == 1.0
+    assert rec["check"]["score"] == pytest.approx(rec["check"]["torch_score"])
+    assert set(rec["throughput"]["onnxruntime"]) == {"b1", "b4"}
+    assert rec["throughput"]["torch"]["b1"]["vs_baseline"] == 1.0
+    assert json.loads((tmp_path / "m.onnx.json").read_text())["file_bytes"] == out.stat().st_size
+    # the file alone runs in a plain session
+    assert ort_runner(out)(__import__("torch").zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_int8_dynamic_image_form_is_reported_not_held_to_float(capsys, weights, tmp_path):
+    out = tmp_path / "q.onnx"
+    code, o, err = run(capsys, "export", "-m", "lenet-300-100", "-w", weights, "-d", "digits",
+                       "--out", str(out), "--form", "int8-dynamic", *FAST)
+    assert code == 0, err
+    rec = json.loads(o)
+    assert rec["form"] == "int8-dynamic" and rec["check"]["agreement"] > 0.9
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")
+               for n in onnx.load(out).graph.node)
+
+
+def test_text_encoder_fused_int8_and_packed_w4(capsys, tiny_text_models, tmp_path):
+    enc, text = tiny_text_models["enc"], tiny_text_models["text"]
+    common = ("--data", text, "--max-length", "12", *FAST)
+    code, o, err = run(capsys, "export", "-m", enc, "--out", str(tmp_path / "e.onnx"), *common)
+    assert code == 0, err
+    rec = json.loads(o)
+    assert rec["fused"]["Attention"] == 2 and rec["check"]["cosine"] > 0.99999
+    code, o, err = run(capsys, "export", "-m", enc, "--out", str(tmp_path / "i8.onnx"),
+                       "--form", "int8-dynamic", *common)
+    rec = json.loads(o)
+    assert code == 0 and 0.95 < rec["check"]["cosine"] < 1.0
+    assert "QAttention" in {n.op_type for n in onnx.load(tmp_path / "i8.onnx").graph.node}
+
+    # the packed weight-only file `netpress quantize` writes exports as MatMulNBits (auto)
+    code, o, err = run(capsys, "quantize", "--model", enc, "--scheme", "w4-rtn", "--group-size",
+                       "16", "--backend", "torch", "--rounds", "1", "--out", str(tmp_path / "q"),
+                       "--data", text, "--max-length", "12", "--json")
+    assert code == 0, err
+    code, o, err = run(capsys, "export", "-m", enc, "-w", str(tmp_path / "q" / "model.safetensors"),
+                       "--out", str(tmp_path / "w4.onnx"), *common)
+    assert code == 0, err
+    rec = json.loads(o)
+    assert rec["form"] == "nbits" and rec["check"]["max_rel_error"] < 1e-4
+    assert rec["fused"]["MultiHeadAttention"] == 2
+    ops = {n.op_type for n in onnx.load(tmp_path / "w4.onnx").graph.node}
+    assert "MatMulNBits" in ops and "MatMul" not in ops
+
+
+def test_bad_form_and_batch_sizes_fail_on_one_line(capsys, weights, tmp_path):
+    base = ("export", "-m", "lenet-300-100", "-w", weights, "-d", "digits", "--out",
+            str(tmp_path / "x.onnx"))
+    code, _, err = run(capsys, *base, "--form", "nbits")
+    assert code == 2 and "weight-only" in err and "Traceback" not in err
+    code, _, err = run(capsys, *base, "--form", "int4")
+    assert code == 2 and "unknown form" in err
+    code, _, err = run(capsys, *base, "--batch-sizes", "1,zero")
+    assert code == 2 and "--batch-sizes" in err
+    assert not (tmp_path / "x.onnx").exists()
