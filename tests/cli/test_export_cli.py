@@ -67,6 +67,12 @@ def test_text_encoder_fused_int8_and_packed_w4(capsys, tiny_text_models, tmp_pat
     rec = json.loads(o)
     assert code == 0 and 0.95 < rec["check"]["cosine"] < 1.0
     assert "QAttention" in {n.op_type for n in onnx.load(tmp_path / "i8.onnx").graph.node}
+    code, o, err = run(capsys, "export", "-m", enc, "--out", str(tmp_path / "i8b.onnx"),
+                       "--form", "int8-dynamic", "--max-drop-pp", "0.01", *common)
+    assert code == 0, err
+    i8 = json.loads(o)["int8"]  # a budget tighter than all-int8 keeps some layers float
+    assert i8["kept_float"] and i8["val_score"] >= i8["val_score_fp32"] - 1e-4
+    assert json.loads(o)["check"]["cosine"] > rec["check"]["cosine"]
 
     # the packed weight-only file `netpress quantize` writes exports as MatMulNBits (auto)
     code, o, err = run(capsys, "quantize", "--model", enc, "--scheme", "w4-rtn", "--group-size",
@@ -90,6 +96,8 @@ def test_bad_form_and_batch_sizes_fail_on_one_line(capsys, weights, tmp_path):
     assert code == 2 and "weight-only" in err and "Traceback" not in err
     code, _, err = run(capsys, *base, "--form", "int4")
     assert code == 2 and "unknown form" in err
+    code, _, err = run(capsys, *base, "--max-drop-pp", "0.5")
+    assert code == 2 and "--form int8-dynamic" in err
     code, _, err = run(capsys, *base, "--batch-sizes", "1,zero")
     assert code == 2 and "--batch-sizes" in err
     assert not (tmp_path / "x.onnx").exists()

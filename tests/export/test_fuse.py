@@ -12,10 +12,10 @@ import torch
 from netpress.config import apply
 from netpress.context import Context
 from netpress.export.fuse import eager_attention, fuse_transformer
+from netpress.export.int8 import ort_dynamic
 from netpress.export.onnx import export_onnx, export_onnx_model
 from netpress.export.runtimes import ort_runner
 from netpress.techniques.prune.transformer import TransformerPrune
-from netpress.techniques.quantize.forms import ort_dynamic
 
 TEXTS = ["a much longer text with many words in it, longer than any text of the task",
          "fox", "the quick brown fox", "rain", "lazy dog while rain falls"]

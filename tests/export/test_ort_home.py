@@ -7,7 +7,7 @@ CODE = """
 import onnx, torch
 from onnx import TensorProto, helper
 from netpress.export.runtimes import ort_runner
-from netpress.techniques.quantize.forms import ort_dynamic
+from netpress.export.int8 import ort_dynamic
 
 w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], [0.1 * i for i in range(12)])
 g = helper.make_graph([helper.make_node("MatMul", ["input", "w"], ["output"])], "g",

@@ -85,6 +85,9 @@ def register_commands(app: typer.Typer) -> None:
         fuse: bool = typer.Option(True, "--fuse/--no-fuse", help=(
             "Fuse a transformer encoder with ONNX Runtime's optimiser (attention, LayerNorm, "
             "GELU).")),
+        max_drop_pp: float = typer.Option(None, "--max-drop-pp", help=(
+            "int8-dynamic: keep the most sensitive layers float until the validation score "
+            "is within this many points (pp) of the float graph's.")),
         batch_sizes: str = typer.Option("1,32", "--batch-sizes",
                                         help="Batch sizes to time (comma-separated)."),
         passes: int = typer.Option(3, "--passes", help="Timed passes over the examples."),
@@ -106,7 +109,8 @@ def register_commands(app: typer.Typer) -> None:
         task = get_task(spec, net, data, data_dir, seed)
         ui.info(f"exporting {spec} as {form} to {out}")
         rec = export_model(net, task, out, form=form, fuse=fuse, threads=threads,
-                           batch_sizes=sizes, passes=passes, limit=examples)
+                           batch_sizes=sizes, passes=passes, limit=examples,
+                           max_drop_pp=max_drop_pp, say=ui.info)
         rec.update(model=spec, data=task.name)
         write_json(f"{out}.json", rec)
         if json_out:
@@ -120,6 +124,11 @@ def register_commands(app: typer.Typer) -> None:
                           if isinstance(chk.get(k), float))
         ui.out_console.print(f"check on {chk['examples']} test examples: max relative error "
                              f"{chk['max_rel_error']:.1e}" + (f"; {extra}" if extra else ""))
+        if rec.get("int8", {}).get("kept_float"):
+            i8 = rec["int8"]
+            ui.out_console.print(f"kept float for the {i8['max_drop_pp']} pp budget: "
+                                 f"{', '.join(i8['kept_float'])} (validation score "
+                                 f"{i8['val_score']:.4f}, all int8 {i8['val_score_all_int8']:.4f})")
         ui.out_console.print(export_table(rec))
         for w in rec["warnings"]:
             ui.out_console.print(f"[bold yellow]warning:[/] {w}")

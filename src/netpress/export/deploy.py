@@ -6,7 +6,8 @@ Forms (``form``):
 - ``fp32`` — the float graph; a Hugging Face encoder is fused (``export.fuse``);
 - ``int8-dynamic`` — the fp32 graph through ONNX Runtime's dynamic quantizer (per-channel
   int8 weights, activations quantized at run time; a fused encoder's attention becomes
-  ``QAttention``);
+  ``QAttention``); with ``max_drop_pp`` the most sensitive layers stay float until the
+  validation score is within that budget (``export.int8.int8_within``);
 - ``nbits`` — a weight-only 4/8-bit model (``WeightOnly``, or a packed file) with its own
   codes in ``MatMulNBits`` (``export.nbits``);
 - ``auto`` — ``nbits`` for a weight-only quantized model, ``fp32`` for any other.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,6 +35,7 @@ from ..errors import ConfigError, ModelError
 from ..io import file_size
 from ..profile.throughput import throughput
 from ..profile.timing import torch_runner
+from .int8 import int8_within, ort_dynamic
 from .nbits import export_nbits, nbits_layers
 from .onnx import export_onnx
 from .runtimes import ort_runner
@@ -64,7 +67,9 @@ def resolve_form(model: nn.Module, form: str) -> str:
     return form
 
 
-def _write(model: nn.Module, example, form: str, out: Path, fuse: bool, info: dict) -> None:
+def _write(model: nn.Module, task, form: str, out: Path, fuse: bool, info: dict,
+           max_drop_pp: float | None, threads: int, say) -> None:
+    example = task.example_inputs(1, "test")
     with tempfile.TemporaryDirectory(prefix="netpress-export-") as d:
         tmp = Path(d) / "model.onnx"
         if form == "nbits":
@@ -72,10 +77,12 @@ def _write(model: nn.Module, example, form: str, out: Path, fuse: bool, info: di
         else:
             export_onnx(model, example, tmp, fuse=fuse, info=info)
             if form == "int8-dynamic":
-                from ..techniques.quantize.forms import ort_dynamic
-
-                ort_dynamic(tmp, Path(d) / "int8.onnx")
-                tmp = Path(d) / "int8.onnx"
+                q = Path(d) / "int8.onnx"
+                if max_drop_pp is None:
+                    ort_dynamic(tmp, q)
+                else:
+                    info["int8"] = int8_within(tmp, q, task, max_drop_pp, threads, say)
+                tmp = q
         out.parent.mkdir(parents=True, exist_ok=True)
         part = out.with_name(out.name + ".part")
         shutil.copyfile(tmp, part)
@@ -92,6 +99,8 @@ def export_model(
     batch_sizes: tuple[int, ...] = (1, 32),
     passes: int = 3,
     limit: int | None = 256,
+    max_drop_pp: float | None = None,
+    say: Callable[[str], None] = lambda s: None,
 ) -> dict:
     """Export ``model`` to ``out`` as ``form``, check it on ``task``'s test part and time
     it against the model in torch eager. Returns the record (see the module docstring).
@@ -102,12 +111,15 @@ def export_model(
         2.1
     """
     form = resolve_form(model, form)
+    if max_drop_pp is not None and form != "int8-dynamic":
+        raise ConfigError("--max-drop-pp chooses which layers int8-dynamic keeps float; "
+                          "use it with --form int8-dynamic")
     if any(b < 1 for b in batch_sizes):
         raise ConfigError(f"batch sizes must be at least 1, got {list(batch_sizes)}")
     model = model.eval()
     out = Path(out)
     info: dict = {}
-    _write(model, task.example_inputs(1, "test"), form, out, fuse, info)
+    _write(model, task, form, out, fuse, info, max_drop_pp, threads, say)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     run = ort_runner(out, threads)
@@ -133,6 +145,7 @@ def export_model(
     return {
         "out": str(out), "form": form, "file_bytes": file_size(out), "threads": threads,
         "fused": info.get("fused", {}), "fuse_note": info.get("fuse_note", ""),
+        **({"int8": info["int8"]} if "int8" in info else {}),
         "check": {"part": "test", "examples": int(ref.shape[0]), "max_rel_error": rel,
                   "tolerance": FLOAT_REL_TOL, "within_tolerance": within,
                   **task.compare_outputs(got, ref),

@@ -13,10 +13,6 @@ from netpress's observers.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +22,10 @@ from torch import nn
 
 from ...batches import Inputs
 from ...errors import ModelError
+from ...export.int8 import ort_dynamic
 from ...export.onnx import export_onnx
 from ...export.runtimes import (
     Runner,
-    import_onnxruntime,
     openvino_available,
     openvino_runner,
     ort_runner,
@@ -71,33 +67,6 @@ def _torch_int8_state(qmodel: nn.Module) -> dict[str, torch.Tensor]:
                 if isinstance(v, torch.Tensor) and not v.is_quantized:
                     state[f"{name}.{k}" if name else k] = v
     return state
-
-
-def ort_dynamic(fp32_onnx: Path, out: Path) -> Path:
-    """ONNX Runtime's dynamic quantizer with per-channel int8 weights: MatMul/Gemm weights
-    per output channel, a fused transformer's ``Attention`` as ``QAttention`` and its
-    ``EmbedLayerNormalization`` tables in 8 bits (Gather tables of plain graphs too).
-
-    Fused graphs hold com.microsoft ops whose outputs ONNX shape inference cannot type; the
-    quantizer is told they are float (``DefaultTensorType``), which they are in an fp32
-    export."""
-    import onnx
-
-    import_onnxruntime()  # telemetry off before onnxruntime is first imported
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)
-        try:
-            quantize_dynamic(str(fp32_onnx), str(out), per_channel=True,
-                             weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        finally:
-            root.setLevel(level)
-    return out
 
 
 def wanted(backend: str, name: str) -> bool:
