@@ -272,6 +272,7 @@ def main() -> None:
         max_texts = int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_TEXTS[p]
         spec, model, task = setup(max_texts)
         res = {"model": "all-MiniLM-L6-v2", "data": "text:fortunes", "seed": 0,
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "max_length": 128, "max_texts": max_texts, "threads": THREADS,
                "test_texts": task.num_examples("test"), p: fns[p](spec, model, task)}
         OUT.mkdir(exist_ok=True)

@@ -101,3 +101,12 @@ def test_bad_form_and_batch_sizes_fail_on_one_line(capsys, weights, tmp_path):
     code, _, err = run(capsys, *base, "--batch-sizes", "1,zero")
     assert code == 2 and "--batch-sizes" in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_passive_openmp_is_named_in_the_warnings(capsys, weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    code, o, err = run(capsys, "export", "-m", "lenet-300-100", "-w", weights, "-d", "digits",
+                       "--out", str(tmp_path / "m.onnx"), *FAST)
+    rec = json.loads(o)
+    assert code == 0 and rec["omp_wait_policy"] == "PASSIVE"
+    assert any("OMP_WAIT_POLICY=PASSIVE" in w for w in rec["warnings"])

@@ -26,6 +26,28 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[i]
 
 
+def passive_openmp_warning() -> str | None:
+    """A warning when ``OMP_WAIT_POLICY=PASSIVE`` is set, else None: torch's OpenMP threads
+    then sleep between operations, so torch eager — the baseline every other runtime is
+    compared with — runs several times slower at small batches (all-MiniLM-L6-v2 at batch
+    1: 20 sentences/s against 86-91 with the default policy, 2 threads) and speed-ups
+    against it read high. netpress's make targets set it (spinning threads of several
+    processes starve each other on shared cores); time deployed forms without it.
+
+    Example:
+        >>> isinstance(passive_openmp_warning(), str | None)
+        True
+    """
+    import os
+
+    policy = os.environ.get("OMP_WAIT_POLICY", "")
+    if policy.upper() != "PASSIVE":
+        return None
+    return (f"OMP_WAIT_POLICY={policy} is set: torch eager, the baseline, runs several times "
+            "slower at small batches with passive OpenMP threads, so speed-ups against it "
+            "read high; time without it")
+
+
 def torch_runner(model: nn.Module) -> Runner:
     """A callable that runs ``model`` in eval and inference mode."""
     model.eval()

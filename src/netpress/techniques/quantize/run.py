@@ -74,8 +74,11 @@ def _row(form: Form, lat: dict, task) -> dict:
 
 def _warnings(rows: list[dict]) -> list[str]:
     """int8 forms slower than fp32 torch, MatMulNBits forms slower than fp32 ONNX Runtime."""
+    from ...profile.timing import passive_openmp_warning
+
     ort = next((r for r in rows if r["name"] == "onnxruntime-fp32"), None)
-    out = []
+    passive = passive_openmp_warning()
+    out = [passive] if passive else []
     for r in rows[1:]:
         if "int8" in r["precision"]:
             ref, ref_name = rows[0], "fp32 torch"
