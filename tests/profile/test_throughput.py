@@ -30,16 +30,16 @@ def test_trim_padding_leaves_images_alone():
     assert trim_padding(img) is img
 
 
-def test_a_form_twice_as_slow_reads_half_the_rate():
+def test_a_form_three_times_as_slow_reads_a_third_of_the_rate():
     def fast(x):
-        time.sleep(0.001)
+        time.sleep(0.003)
 
     def slow(x):
-        time.sleep(0.002)
+        time.sleep(0.009)
 
     r = throughput({"fast": fast, "slow": slow}, _tokens(), batch_sizes=(1, 2), passes=3, warmup=1)
     assert r["fast"]["b1"]["vs_baseline"] == 1.0
-    assert 0.35 < r["slow"]["b1"]["vs_baseline"] < 0.65
+    assert 0.2 < r["slow"]["b1"]["vs_baseline"] < 0.5
     assert len(r["slow"]["b2"]["passes"]) == 3
     # batch 2 makes 3 calls for 5 texts, batch 1 makes 5: more texts per second
     assert r["fast"]["b2"]["per_s"] > r["fast"]["b1"]["per_s"]
