@@ -51,3 +51,38 @@ def test_eval_prune_distill_and_quantize_a_sentence_encoder(capsys, tmp_path, ti
 def test_a_text_model_refuses_image_data_on_one_line(capsys, tiny_text_models):
     code, _, err = run(capsys, "eval", "--model", tiny_text_models["enc"], "--data", "digits")
     assert code == 2 and "text:FILE" in err and "Traceback" not in err
+
+
+def test_compress_with_structure_removed_then_exported_as_int8(capsys, tmp_path, tiny_text_models):
+    """The encoder-fast recipe's stages on a tiny encoder, deployed as fused int8 ONNX by the
+    same command: heads and neurons really gone from the graph, checked and timed."""
+    import onnx
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: fast\nstages:\n"
+                      "  - {_type: TransformerPrune, heads: 0.5, ffn: 0.5, scope: layer, batches: 2}\n"
+                      "  - {_type: Finetune, epochs: 1, lr: 0.0003}\n")
+    enc, text = tiny_text_models["enc"], tiny_text_models["text"]
+    code, out, err = run(capsys, "compress", "--model", enc, "--data", text, "--max-length", "12",
+                         "--recipe", str(recipe), "--run-dir", str(tmp_path / "run"),
+                         "--export", "int8-dynamic", "--json")
+    assert code == 0, err
+    ex = json.loads(out)["export"]
+    assert ex["form"] == "int8-dynamic" and ex["fused"]["Attention"] == 2
+    assert 0.9 < ex["check"]["cosine"] < 1.0 and set(ex["throughput"]["onnxruntime"]) == {"b1", "b32"}
+    proto = onnx.load(tmp_path / "run" / "model.onnx")
+    heads = [next(a.i for a in n.attribute if a.name == "num_heads")
+             for n in proto.graph.node if n.op_type == "QAttention"]
+    assert heads == [2, 2]  # 4 heads per layer, half removed
+    code, _, err = run(capsys, "compress", "--model", enc, "--data", text, "--recipe", str(recipe),
+                       "--max-drop-pp", "1")
+    assert code == 2 and "--export int8-dynamic" in err
+
+
+def test_the_encoder_fast_recipe_validates():
+    from pathlib import Path
+
+    from netpress.pipeline.recipe import load_recipe
+
+    plan = load_recipe(Path(__file__).parents[2] / "recipes" / "encoder-fast.yaml")
+    assert [type(s).__name__ for s in plan.stages] == ["TransformerPrune", "Finetune"]

@@ -43,10 +43,16 @@ from .common import (
 def compress_and_measure(model: str, weights: str | None, split: Task | Split, recipe: str,
                          out: str | None = None, seed: int = 0, threads: int = 2,
                          run_dir: str | Path | None = None, resume: bool = False,
-                         net: nn.Module | None = None) -> tuple[dict, dict]:
+                         net: nn.Module | None = None, export: str | None = None,
+                         max_drop_pp: float | None = None) -> tuple[dict, dict]:
     """Run ``recipe`` on the model in a run folder, reload the artifact and measure it
     against the baseline (fp32 weights, 4 bytes per parameter); also copy it to ``out``.
     Returns ``(record, inspect info)``; ``record["run_dir"]`` says where the files are.
+
+    ``export`` (a form of ``netpress export``: fp32, int8-dynamic, nbits, auto) also
+    writes the loaded artifact's model as ``model.onnx`` in the run folder, checked and
+    timed against it in torch eager (``record["export"]``); ``max_drop_pp`` is the
+    int8-dynamic validation budget.
 
     Example:
         >>> rec, info = compress_and_measure("lenet-300-100", "w.safetensors", split,
@@ -82,6 +88,12 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
         "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
         "coded_overhead": info["coded_overhead"],
     })
+    if export:
+        from ..export.deploy import export_model
+
+        ui.info(f"exporting the compressed model to ONNX ({export})")
+        rec["export"] = export_model(loaded, task, folder / "model.onnx", form=export,
+                                     threads=threads, max_drop_pp=max_drop_pp, say=ui.info)
     write_json(folder / "record.json", rec)
     write_run_files(folder, net, loaded, ctx)
     rec["report"] = {k: str(v) for k, v in write_report(folder).items()}
@@ -132,6 +144,14 @@ def print_report(rec: dict, info: dict) -> None:
         "the loaded artifact reproduces "
         f"the compressed model {'exactly' if same else 'NOT exactly (a bug: please report it)'};"
         f" recipe took {rec['seconds']:.0f} s")
+    if rec.get("export"):
+        ex = rec["export"]
+        speed = ", ".join(f"batch {b[1:]} {v['vs_baseline']:.2f}×"
+                          for b, v in ex["throughput"]["onnxruntime"].items())
+        ui.out_console.print(f"ONNX ({ex['form']}): {ex['out']}, {ex['file_bytes']:,} bytes; "
+                             f"against the compressed model in torch eager: {speed}")
+        for w in ex["warnings"]:
+            ui.out_console.print(f"[bold yellow]warning:[/] {w}")
     if rec.get("report"):
         ui.out_console.print(f"report: {rec['report']['html']} (gate input: {rec['report']['json']})")
 
@@ -158,6 +178,11 @@ def register_commands(app: typer.Typer) -> None:
                                          "(default: a new folder under .netpress/runs/)."),
         resume: bool = typer.Option(False, "--resume",
                                     help="Continue the run in --run-dir after its last complete stage."),
+        export: str = typer.Option(None, "--export", help=(
+            "Also write the compressed model as model.onnx in the run folder, checked and "
+            "timed: fp32 | int8-dynamic | nbits | auto (see `netpress export`).")),
+        max_drop_pp: float = typer.Option(None, "--max-drop-pp", help=(
+            "With --export int8-dynamic: validation budget (pp) for the layers kept float.")),
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
         json_out: bool = JsonOpt,
@@ -165,12 +190,20 @@ def register_commands(app: typer.Typer) -> None:
         """Run a recipe's stages, write the artifact and measure it against the baseline."""
         start(json_out)
         load_recipe(recipe)  # fail on a bad recipe before loading data
+        if export is not None:
+            from ..export.deploy import FORMS
+
+            if export not in FORMS:
+                raise NetpressError(f"--export must be one of {', '.join(FORMS)}, got {export!r}")
+        if max_drop_pp is not None and export != "int8-dynamic":
+            raise NetpressError("--max-drop-pp is the budget of --export int8-dynamic; add it")
         net = get_model(model, weights)
         split = get_task(model, net, data, data_dir, seed)
         if resume and not run_dir:
             raise NetpressError("--resume needs --run-dir: the folder of the run to continue")
         rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads,
-                                         run_dir, resume, net=net)
+                                         run_dir, resume, net=net, export=export,
+                                         max_drop_pp=max_drop_pp)
         if json_out:
             emit_json(rec)
             return
