@@ -102,6 +102,27 @@ def get_model(spec: str, weights: str | None, need_weights: bool = True):
     return load_model(spec, weights)
 
 
+def model_from_args(artifact: str | None, model: str | None, weights: str | None):
+    """``(model, spec)`` from a command's ARTIFACT argument or ``--model``/``--weights``: a
+    .netpress artifact, a packed weight-only file (the ``model.safetensors`` of a weight-only
+    ``netpress quantize``, loaded with its quantization grids) or any weights netpress wrote."""
+    if artifact is not None:
+        from ..encode.artifact import load_artifact
+
+        net, header = load_artifact(artifact)
+        return net, model or str(header["model"].get("spec"))
+    if model is None:
+        raise NetpressError("give an ARTIFACT (a .netpress file) or --model and --weights")
+    if weights is not None:
+        from ..techniques.edits import read_metadata
+
+        if "netpress_quant" in read_metadata(weights):
+            from ..techniques.quantize.storage import load_packed
+
+            return load_packed(get_model(model, None, need_weights=False), weights), model
+    return get_model(model, weights), model
+
+
 def folder_is_reference(weights: str) -> bool:
     """Whether an ``hf:`` folder's own model is the natural reference of ``weights``: not
     when ``netpress train`` wrote them (they are a new baseline; a random or headless

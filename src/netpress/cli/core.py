@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from .. import api, ui
-from ..errors import NetpressError
 from ..profile.table import layer_table, summary_table
 from ..version import __version__
 from .common import (
@@ -25,6 +24,7 @@ from .common import (
     get_model,
     get_split,
     get_task,
+    model_from_args,
     start,
     text_options,
 )
@@ -186,15 +186,7 @@ def register_commands(app: typer.Typer) -> None:
     ):
         """Accuracy (top-1, top-5, per class) on test data, and agreement with a reference."""
         start(json_out)
-        if artifact is not None:
-            from ..encode.artifact import load_artifact
-
-            net, header = load_artifact(artifact)
-            model = model or str(header["model"].get("spec"))
-        elif model is None:
-            raise NetpressError("give an ARTIFACT (a .netpress file) or --model and --weights")
-        else:
-            net = get_model(model, weights)
+        net, model = model_from_args(artifact, model, weights)
         ref = get_model(model, reference) if reference else None
         if ref is None and model.startswith("hf:") and weights and folder_is_reference(weights):
             ref = get_model(model, None)  # the folder's own weights are the reference

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from .. import ui
-from ..errors import ConfigError, NetpressError
+from ..errors import ConfigError
 from ..io import write_json
 from .common import (
     DataDirOpt,
@@ -16,32 +16,12 @@ from .common import (
     ThreadsOpt,
     WeightsOpt,
     emit_json,
-    get_model,
     get_task,
+    model_from_args,
     start,
     text_options,
 )
 from .common import ModelOpt as _ModelOpt
-
-
-def _load(artifact: str | None, model: str | None, weights: str | None):
-    """The model to export and its spec: a .netpress artifact, a packed weight-only file
-    (the ``model.safetensors`` of a weight-only ``netpress quantize``) or any weights netpress wrote."""
-    if artifact is not None:
-        from ..encode.artifact import load_artifact
-
-        net, header = load_artifact(artifact)
-        return net, model or str(header["model"].get("spec"))
-    if model is None:
-        raise NetpressError("give an ARTIFACT (a .netpress file) or --model (and --weights)")
-    if weights is not None:
-        from ..techniques.edits import read_metadata
-
-        if "netpress_quant" in read_metadata(weights):
-            from ..techniques.quantize.storage import load_packed
-
-            return load_packed(get_model(model, None, need_weights=False), weights), model
-    return get_model(model, weights), model
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -104,7 +84,7 @@ def register_commands(app: typer.Typer) -> None:
         if passes < 1 or examples < 1:
             raise ConfigError("--passes and --examples must be at least 1")
         sizes = _batch_sizes(batch_sizes)
-        net, spec = _load(artifact, model, weights)
+        net, spec = model_from_args(artifact, model, weights)
         resolve_form(net, form)  # a wrong --form fails before the data is read
         task = get_task(spec, net, data, data_dir, seed)
         ui.info(f"exporting {spec} as {form} to {out}")
