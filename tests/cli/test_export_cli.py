@@ -110,3 +110,23 @@ def test_passive_openmp_is_named_in_the_warnings(capsys, weights, tmp_path, monk
     rec = json.loads(o)
     assert code == 0 and rec["omp_wait_policy"] == "PASSIVE"
     assert any("OMP_WAIT_POLICY=PASSIVE" in w for w in rec["warnings"])
+
+
+def test_a_failed_check_leaves_no_file(capsys, weights, tmp_path, monkeypatch):
+    import netpress.export.deploy as deploy
+
+    monkeypatch.setattr(deploy, "FLOAT_REL_TOL", -1.0)  # no graph can pass
+    out = tmp_path / "m.onnx"
+    code, _, err = run(capsys, "export", "-m", "lenet-300-100", "-w", weights, "-d", "digits",
+                       "--out", str(out), *FAST)
+    assert code == 2 and "differs from the torch model" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_language_model_exports_within_tolerance(capsys, make_tiny_hf, tiny_text_models, tmp_path):
+    code, o, err = run(capsys, "export", "-m", make_tiny_hf("lm"), "--data", tiny_text_models["text"],
+                       "--max-length", "12", "--out", str(tmp_path / "lm.onnx"), *FAST)
+    assert code == 0, err
+    rec = json.loads(o)
+    assert rec["check"]["max_rel_error"] < 1e-4 and rec["check"]["next_token_agreement"] > 0.99
+    assert "gpt2" in rec["fuse_note"]

@@ -86,3 +86,15 @@ def test_the_encoder_fast_recipe_validates():
 
     plan = load_recipe(Path(__file__).parents[2] / "recipes" / "encoder-fast.yaml")
     assert [type(s).__name__ for s in plan.stages] == ["TransformerPrune", "Finetune"]
+
+
+def test_a_failed_export_keeps_the_run_record(capsys, tmp_path, tiny_text_models):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: p\nstages:\n  - {_type: MagnitudePrune, sparsity: 0.3}\n")
+    code, out, err = run(capsys, "compress", "--model", tiny_text_models["enc"], "--data",
+                         tiny_text_models["text"], "--max-length", "12", "--recipe", str(recipe),
+                         "--run-dir", str(tmp_path / "run"), "--export", "nbits", "--json")
+    assert code == 0, err
+    rec = json.loads(out)
+    assert "weight-only" in rec["export"]["error"] and (tmp_path / "run" / "record.json").is_file()
+    assert not (tmp_path / "run" / "model.onnx").exists()

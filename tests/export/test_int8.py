@@ -69,3 +69,29 @@ def test_a_negative_budget_is_refused(enc, tmp_path):
     with pytest.raises(ConfigError, match="max-drop-pp"):
         int8_within(fp, tmp_path / "q.onnx", task, max_drop_pp=-1)
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_a_gemm_kept_float_stays_float(tmp_path):
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    fp = export_onnx(model, torch.zeros(1, 8), tmp_path / "mlp.onnx")
+    nodes = quantizable_nodes(onnx.load(fp))
+    assert len(nodes) == 2 and all("Gemm" in n for n in nodes)
+    q = ort_dynamic(fp, tmp_path / "q.onnx", exclude=[nodes[0]])
+    ops = [n.op_type for n in onnx.load(q).graph.node]
+    assert ops.count("MatMulInteger") + ops.count("DynamicQuantizeMatMul") == 1
+    assert "Gemm" in ops or "MatMul" in ops  # the first layer is still float
+
+
+def test_an_unfused_token_table_can_be_kept_float(make_tiny_hf, tmp_path):
+    import torch
+
+    from netpress.zoo import build_model
+
+    lm = build_model(make_tiny_hf("lm")).eval()
+    ids = torch.randint(200, 2000, (1, 6))
+    fp = export_onnx(lm, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, tmp_path / "lm.onnx")
+    ops = {n.name: n.op_type for n in onnx.load(fp).graph.node}
+    assert "Gather" in {ops[n] for n in quantizable_nodes(onnx.load(fp))}

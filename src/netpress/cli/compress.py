@@ -92,8 +92,12 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
         from ..export.deploy import export_model
 
         ui.info(f"exporting the compressed model to ONNX ({export})")
-        rec["export"] = export_model(loaded, task, folder / "model.onnx", form=export,
-                                     threads=threads, max_drop_pp=max_drop_pp, say=ui.info)
+        try:
+            rec["export"] = export_model(loaded, task, folder / "model.onnx", form=export,
+                                         threads=threads, max_drop_pp=max_drop_pp, say=ui.info)
+        except NetpressError as e:  # the run's records are kept; the export says why not
+            rec["export"] = {"form": export, "error": str(e), "warnings": [
+                f"--export {export} failed: {e}"]}
     write_json(folder / "record.json", rec)
     write_run_files(folder, net, loaded, ctx)
     rec["report"] = {k: str(v) for k, v in write_report(folder).items()}
@@ -144,7 +148,9 @@ def print_report(rec: dict, info: dict) -> None:
         "the loaded artifact reproduces "
         f"the compressed model {'exactly' if same else 'NOT exactly (a bug: please report it)'};"
         f" recipe took {rec['seconds']:.0f} s")
-    if rec.get("export"):
+    if rec.get("export", {}).get("error"):
+        ui.out_console.print(f"[bold yellow]warning:[/] {rec['export']['warnings'][0]}")
+    elif rec.get("export"):
         ex = rec["export"]
         speed = ", ".join(f"batch {b[1:]} {v['vs_baseline']:.2f}×"
                           for b, v in ex["throughput"]["onnxruntime"].items())
@@ -197,6 +203,8 @@ def register_commands(app: typer.Typer) -> None:
                 raise NetpressError(f"--export must be one of {', '.join(FORMS)}, got {export!r}")
         if max_drop_pp is not None and export != "int8-dynamic":
             raise NetpressError("--max-drop-pp is the budget of --export int8-dynamic; add it")
+        if max_drop_pp is not None and max_drop_pp < 0:
+            raise NetpressError(f"--max-drop-pp must be 0 or more, got {max_drop_pp}")
         net = get_model(model, weights)
         split = get_task(model, net, data, data_dir, seed)
         if resume and not run_dir:

@@ -230,11 +230,11 @@ def _feeding_outputs(model: nn.Module, example: Inputs, names: list[str]) -> lis
 
 
 def export_nbits_model(model: nn.Module, example: Inputs, accuracy_level: int = 0,
-                       info: dict | None = None) -> onnx.ModelProto:
+                       info: dict | None = None, fuse: bool = True) -> onnx.ModelProto:
     """The ONNX proto of ``model`` with its quantized Linears as MatMulNBits (and its
     quantized token embedding as GatherBlockQuantized); see the module docstring. A Hugging
-    Face encoder is fused first (``export.fuse``, attention as MultiHeadAttention);
-    ``info`` receives what was fused, as in ``export_onnx``.
+    Face encoder is fused first (``export.fuse``, attention as MultiHeadAttention) unless
+    ``fuse`` is False; ``info`` receives what was fused, as in ``export_onnx``.
 
     Example:
         >>> proto = export_nbits_model(w4_model, torch.zeros(1, 64))  # doctest: +SKIP
@@ -246,7 +246,9 @@ def export_nbits_model(model: nn.Module, example: Inputs, accuracy_level: int = 
         raise ModelError("the model has no Linear with a 4- or 8-bit FixedQuant; quantize "
                          "it with WeightOnly(bits=4) first")
     copy, keys, ran = _probe_copy(model, layers)
-    fuse = hf_config(copy) is not None
+    if not fuse and info is not None and hf_config(copy) is not None:
+        info.update(fused={}, fuse_note="not fused (fuse=False)")
+    fuse = fuse and hf_config(copy) is not None
     with eager_attention(copy) if fuse else contextlib.nullcontext():
         proto = export_onnx_model(copy, example)
     fold_weight_quantizers(proto)
@@ -267,7 +269,7 @@ def export_nbits_model(model: nn.Module, example: Inputs, accuracy_level: int = 
 
 
 def export_nbits(model: nn.Module, example: Inputs, path: str | os.PathLike,
-                 accuracy_level: int = 0, info: dict | None = None) -> Path:
+                 accuracy_level: int = 0, info: dict | None = None, fuse: bool = True) -> Path:
     """Export a weight-only quantized ``model`` to ``path`` with ONNX Runtime's
     MatMulNBits (and GatherBlockQuantized) kernels and netpress's own codes.
     ``accuracy_level`` 0 computes in float32 (the torch output), 4 with int8 activations.
@@ -276,7 +278,7 @@ def export_nbits(model: nn.Module, example: Inputs, path: str | os.PathLike,
         >>> m = quantize_weights(model, WeightOnly(bits=4, group_size=32, method="rtn"))  # doctest: +SKIP
         >>> export_nbits(m, task.example_inputs(1), "w4.onnx")  # doctest: +SKIP
     """
-    proto = export_nbits_model(model, example, accuracy_level, info)
+    proto = export_nbits_model(model, example, accuracy_level, info, fuse)
     onnx.checker.check_model(proto)
     return save_onnx(proto, path)
 

@@ -195,6 +195,8 @@ def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
     """
     from .fuse import eager_attention, fuse_transformer, hf_config
 
+    if not fuse and info is not None and hf_config(model) is not None:
+        info.update(fused={}, fuse_note="not fused (fuse=False)")
     fuse = fuse and hf_config(model) is not None
     with eager_attention(model) if fuse else contextlib.nullcontext():
         proto = export_onnx_model(model, example)

@@ -6,8 +6,9 @@ of each text, and a batch costs as much as its longest text. ``throughput`` runs
 form over the same held-out examples, in their stored order: at batch 1 each text at its
 own length, at batch N consecutive groups of N cut to the group's longest text (what a
 server that batches requests as they come sees). A pass is the whole set; passes of the
-forms alternate (the order rotating each pass) so a noisy neighbour slows them alike, and
-each figure is the median of the passes. Ratios are against the first form (the baseline).
+forms alternate (the order rotating each pass, each timed pass after one untimed call)
+so a noisy neighbour slows them alike; each figure is the median of the passes. Ratios are
+against the first form (the baseline).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def throughput(
             for p in range(passes):
                 for name in names[p % len(names):] + names[:p % len(names)]:
                     run = runners[name]
+                    run(batches[0])  # warm this form's caches after the other form ran
                     t0 = time.perf_counter()
                     for b in batches:
                         run(b)

@@ -95,8 +95,12 @@ def load_packed(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         zp = state.pop(f"{name}.weight.zero").float() if not sym else torch.zeros_like(scale)
         m = codes.reshape(shape[0], -1).float() + qmin
         w = torch.empty(shape)
-        q = (m - expand_to(zp, w, gs or 1)) * expand_to(scale, w, gs or 1)
-        set_fixed_quant(mods[name], q.reshape(shape), scale, zp, bits, sym, gs)
+        try:
+            q = (m - expand_to(zp, w, gs or 1)) * expand_to(scale, w, gs or 1)
+            set_fixed_quant(mods[name], q.reshape(shape), scale, zp, bits, sym, gs)
+        except RuntimeError as e:  # shapes of another architecture (e.g. a pruned model)
+            raise FormatError(f"{path}: layer {name!r} does not fit the model ({e}); it was "
+                              "saved from another architecture") from e
     own = {k for k in model.state_dict() if ".parametrizations." not in k}
     missing = own - set(state)
     if missing:
