@@ -89,19 +89,6 @@ def _build(model: nn.Module, task, form: str, tmp: Path, fuse: bool, info: dict,
     return q
 
 
-def _relative_error(task, got: torch.Tensor, ref: torch.Tensor) -> float:
-    """Largest output error relative to the largest output. A language model's outputs are
-    ``[target log-prob, argmax id]``: only the log-probs are compared (a near-tie may flip
-    an argmax; ``compare_outputs`` reports the agreement)."""
-    if task.kind == "causal-lm":
-        got, ref = got[..., 0], ref[..., 0]
-    finite = torch.isfinite(ref)
-    if not finite.any():
-        return 0.0
-    scale = float(ref[finite].abs().max())
-    return float((got - ref)[finite].abs().max() / max(scale, 1e-12))
-
-
 def export_model(
     model: nn.Module,
     task,
@@ -149,7 +136,7 @@ def export_model(
         if got.shape != ref.shape:
             raise ModelError(f"the exported graph gives outputs of shape {tuple(got.shape)}, "
                              f"the model {tuple(ref.shape)}; export with --no-fuse")
-        rel = _relative_error(task, got, ref)
+        rel = task.output_error(got, ref)
         within = rel <= FLOAT_REL_TOL
         if form != "int8-dynamic" and not within:
             raise ModelError(f"the exported {form} graph differs from the torch model (max "

@@ -22,9 +22,6 @@ them rather than its own rewriter; what it adds is what makes them apply and sta
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +32,8 @@ import onnx
 import torch
 from torch import nn
 
-from .runtimes import import_onnxruntime
+from .onnx import quiet
+from .runtimes import import_onnxruntime, ort_session
 
 # Hugging Face model types whose encoder layers the optimiser's BERT fusions match
 BERT_LIKE = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
@@ -114,19 +112,6 @@ def _set_heads(proto: onnx.ModelProto, head_size: int) -> None:
                 a.i = width // head_size
 
 
-def _quiet():
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    for name in ("onnxruntime.transformers", "fusion_base", "onnx_model", "root", ""):
-        logger = logging.getLogger(name)
-        old = logger.level
-        logger.setLevel(logging.ERROR)
-        stack.callback(logger.setLevel, old)
-    return stack
-
-
 def _check_inputs(example: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Two rows from the example, the second with its last tokens masked out, so the check
     covers padding."""
@@ -140,12 +125,7 @@ def _check_inputs(example: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 
 def _outputs(proto: onnx.ModelProto, x: dict[str, np.ndarray]) -> np.ndarray:
-    ort = import_onnxruntime()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(proto.SerializeToString(), threads=1)
     return sess.run(None, {i.name: x[i.name] for i in sess.get_inputs()})[0]
 
 
@@ -184,7 +164,7 @@ def fuse_transformer(proto: onnx.ModelProto, model: nn.Module,
         options = FusionOptions("bert")
         options.use_multi_head_attention = separate_qkv
         options.enable_embed_layer_norm = embed_layer_norm
-        with _quiet():
+        with quiet(("onnxruntime.transformers", "fusion_base", "onnx_model", "")):
             opt = optimize_model(onnx.ModelProto.FromString(proto.SerializeToString()),
                                  model_type="bert", num_heads=heads, hidden_size=hidden,
                                  optimization_options=options, opt_level=0)

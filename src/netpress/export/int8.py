@@ -14,18 +14,15 @@ the most sensitive nodes float, one more at a time, until the score is within
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 
 from ..errors import ConfigError, ModelError
+from .onnx import quiet
 from .runtimes import import_onnxruntime, ort_runner
 
 # nodes ONNX Runtime's dynamic quantizer turns into int8 kernels
@@ -49,11 +46,7 @@ def ort_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike,
     import_onnxruntime()  # telemetry off before onnxruntime is first imported
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    level = root.level
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)
+    with quiet(("",)):  # it logs a pre-processing hint to the root logger on every call
         # the quantizer turns each Gemm into a MatMul named "<gemm>_MatMul" before it reads
         # nodes_to_exclude: name both so a Gemm kept float stays float
         names = [*exclude, *(f"{n}_MatMul" for n in exclude)]
@@ -65,8 +58,6 @@ def ort_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike,
             raise ModelError(f"ONNX Runtime's dynamic quantizer failed on {fp32_onnx} "
                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                              "export --form fp32") from e
-        finally:
-            root.setLevel(level)
     return Path(out)
 
 

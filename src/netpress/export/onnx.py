@@ -33,14 +33,23 @@ from ..batches import Inputs, call, ordered_inputs
 from ..errors import ModelError
 from ..io import write_bytes
 
+TORCH_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
 
-def _quiet():
+
+def quiet(loggers: tuple[str, ...] = TORCH_LOGGERS) -> contextlib.ExitStack:
+    """Silence stdout, stderr, Python warnings and ``loggers`` (below ERROR) while the
+    exporter, optimiser or quantizer runs; restored on exit.
+
+    Example:
+        >>> with quiet(("",)):
+        ...     print("not shown")
+    """
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
     stack.enter_context(warnings.catch_warnings())
     warnings.simplefilter("ignore")
-    for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
+    for name in loggers:
         logger = logging.getLogger(name)
         old = logger.level
         logger.setLevel(logging.ERROR)
@@ -103,7 +112,7 @@ def _export(model: nn.Module, example: Inputs, opset: int) -> onnx.ModelProto:
         args, kwargs = (), example
     else:
         args, kwargs = (tuple(example) if isinstance(example, tuple | list) else (example,)), None
-    with tempfile.TemporaryDirectory(prefix="netpress-onnx-") as d, _quiet():
+    with tempfile.TemporaryDirectory(prefix="netpress-onnx-") as d, quiet():
         path = os.path.join(d, "model.onnx")
         try:
             # TorchScript exporter (see the docstring): torch.export has no meta kernel for

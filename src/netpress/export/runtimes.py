@@ -48,8 +48,9 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def ort_session(path: str | os.PathLike, threads: int = 2, optimize: bool = True):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads and spinning off.
+def ort_session(path: str | os.PathLike | bytes, threads: int = 2, optimize: bool = True):
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads and spinning off, of
+    an ONNX file or a serialized model (bytes).
 
     Example:
         >>> ort_session("model.onnx")  # doctest: +SKIP
@@ -64,7 +65,8 @@ def ort_session(path: str | os.PathLike, threads: int = 2, optimize: bool = True
     so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                    else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
 def feeds(names: list[str], inputs: Inputs) -> dict[str, np.ndarray]:

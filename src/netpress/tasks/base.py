@@ -146,6 +146,15 @@ class Task(ABC):
         """How far outputs are from a reference's (0 when equal; lower is closer): used by
         sensitivity sweeps and mixed precision to rank layers."""
 
+    def output_error(self, outputs: torch.Tensor, reference: torch.Tensor) -> float:
+        """Largest difference from a reference's outputs, relative to the reference's
+        largest finite output (what an exported graph is checked with)."""
+        finite = torch.isfinite(reference)
+        if not finite.any():
+            return 0.0
+        scale = float(reference[finite].abs().max())
+        return float((outputs - reference)[finite].abs().max() / max(scale, 1e-12))
+
     # -- measurement ----------------------------------------------------------------
     @torch.inference_mode()
     def predict(self, model: nn.Module, part: str = "val",

@@ -181,6 +181,11 @@ class CausalLanguageModel(Task):
         return {"token_accuracy": self.score_outputs(outputs, targets),
                 "perplexity": math.exp(nll), "nll": nll, "tokens": int(mask.sum())}
 
+    def output_error(self, outputs: torch.Tensor, reference: torch.Tensor) -> float:
+        """On the target log-probs only: the other column is an argmax token id (a near-tie
+        may flip it; ``compare_outputs`` reports the agreement)."""
+        return super().output_error(outputs[..., 0], reference[..., 0])
+
     def compare_outputs(self, outputs: torch.Tensor, reference: torch.Tensor) -> dict:
         valid = ~reference[..., 0].isnan()  # ignored positions carry NaN
         agree = float((outputs[..., 1][valid] == reference[..., 1][valid]).float().mean())
