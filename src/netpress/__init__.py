@@ -6,18 +6,47 @@ Example:
     >>> model = netpress.load_model("lenet-300-100")
     >>> netpress.evaluate(model, split).n
     300
+
+The public API is imported on first use, so ``import netpress.runtime`` (the torch-free
+runtime of ``.netpress`` files) never imports torch. Three API names are also names of
+subpackages (``evaluate``, ``profile``, ``train``): the attribute stays the function even
+after the subpackage is imported (``netpress.evaluate.metrics`` is still importable).
 """
 
-from .api import compress, evaluate, load_model, profile, train
-from .bake import bake
-from .config import Config, register
-from .context import Context
-from .data import load_split
-from .errors import NetpressError
-from .io import load_weights, save_weights
-from .targets import Targets
-from .version import __version__
+from __future__ import annotations
 
-__all__ = ["Config", "Context", "NetpressError", "Targets", "bake", "compress", "evaluate",
-           "load_model", "load_split", "load_weights", "profile", "register", "save_weights",
-           "train", "__version__"]
+import importlib
+import sys
+import types
+
+from .version import __version__  # noqa: F401 - public
+
+# public name -> module it lives in
+_API = {
+    "compress": "api", "evaluate": "api", "load_model": "api", "profile": "api", "train": "api",
+    "bake": "bake", "Config": "config", "register": "config", "Context": "context",
+    "load_split": "data", "NetpressError": "errors", "load_weights": "io",
+    "save_weights": "io", "Targets": "targets", "load": "encode.artifact",
+}
+
+__all__ = sorted([*_API, "__version__"])
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'netpress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    types.ModuleType.__setattr__(sys.modules[__name__], name, value)
+    return value
+
+
+class _Package(types.ModuleType):
+    """Keeps an API function bound when the subpackage of the same name is imported."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _API and isinstance(value, types.ModuleType) and _API[name] == "api":
+            return  # the subpackage stays in sys.modules; the attribute is the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

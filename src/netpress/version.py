@@ -1,3 +1,3 @@
 """The netpress version, in a module of its own so any module may import it."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

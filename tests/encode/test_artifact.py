@@ -30,15 +30,18 @@ def tiny() -> nn.Module:
 
 
 TINY_HEADER = (
-    '{"format":"netpress-artifact","metrics":{},"model":{"class":"Sequential","params":28,'
+    '{"format":"netpress-artifact","graph":{"initializers":["0.bias","0.weight"],"inputs":'
+    '[{"dtype":"float32","name":"input","shape":["batch",6]}],"ir_version":8,"nodes":[{"attrs":'
+    '[["alpha","f",1.0],["beta","f",1.0],["transB","i",1]],"in":["input","0.weight","0.bias"],'
+    '"op":"Gemm","out":["output"]}],"opsets":{"":17},"outputs":[{"dtype":"float32","name":'
+    '"output","shape":["batch",4]}]},"metrics":{},"model":{"class":"Sequential","params":28,'
     '"spec":"tiny"},"netpress_version":"VERSION","recipe":[],"streams":[{"crc32":371256599,'
     '"length":16,"offset":0},{"crc32":1644384505,"length":8,"offset":16},{"crc32":2414145236,'
     '"length":3,"offset":24},{"crc32":3848431282,"length":2,"offset":32}],"tensors":[{"dtype":'
     '"float32","encoding":"raw","name":"0.bias","shape":[4],"stream":0},{"codebook":{"size":2,'
     '"stream":1},"dtype":"float32","encoding":"shared","name":"0.weight","nonzero":7,'
-    '"positions":{"candidate_bytes":{"bitmap":3,"relative":4},"kind":"bitmap","stream":2},'
-    '"shape":[4,6],"values":{"alphabet":2,"coder":"huffman","stream":3,"symbols":7,'
-    '"table_bytes":1}}]}'
+    '"positions":{"kind":"bitmap","stream":2},"shape":[4,6],"values":{"alphabet":2,"coder":'
+    '"huffman","stream":3,"symbols":7,"table_bytes":1}}],"torch":[["0.bias"],["0.weight"]]}'
 ).replace("VERSION", __version__)
 
 
@@ -113,6 +116,7 @@ def test_load_equals_save_after_weight_sharing(digits, tmp_path, coder):
     assert w1["codebook_size"] <= 16 and abs(w1["kept"] - 0.1) < 0.001
     assert w1["index_kind"] in ("relative", "bitmap")
     assert w1["candidate_index_bytes"]["bitmap"] == 784 * 300 // 8
+    assert w1["bytes"] <= w1["codebook_bytes"] + 784 * 300 // 8 + w1["value_bytes"]
     assert info["compression_ratio"] > 30  # 10% kept, 4-bit codebooks, coded
 
 
@@ -127,11 +131,12 @@ def test_missing_file_is_a_format_error(tmp_path):
 
 
 def test_raw_dtypes_roundtrip():
-    state = {"f": torch.randn(3, 3), "i": torch.arange(5), "b": torch.tensor([True, False])}
-    m = nn.Module()
-    for k, v in state.items():
-        m.register_buffer(k, v)
-    _, out = decode_artifact(artifact_bytes(m, "none"))
-    for k, v in state.items():
-        assert out[k].dtype == v.dtype and torch.equal(out[k], v)
-    assert np.isclose(inspect_bytes(artifact_bytes(m, "none"))["params"], 9 + 5 + 2)
+    from netpress.encode.arrays import decode_array, encode_array
+
+    arrays = {"f": np.random.default_rng(0).normal(size=(3, 3)).astype(np.float32),
+              "i": np.arange(5), "b": np.array([True, False]), "h": np.ones(3, np.float16),
+              "u": np.arange(200, dtype=np.uint8), "s": np.array(7, dtype=np.int64)}
+    for name, a in arrays.items():
+        streams: list[bytes] = []
+        back = decode_array(encode_array(name, a, streams), streams, 1 << 20)
+        assert back.dtype == a.dtype and back.shape == a.shape and np.array_equal(back, a)

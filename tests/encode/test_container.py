@@ -8,7 +8,7 @@ from netpress.errors import FormatError
 
 # The worked example of docs/FORMAT.md: header {"a": 1}, streams b"xy" and b"z".
 EXAMPLE = bytes.fromhex(
-    "4e45545052455353020000005700000069000000018cd64878daab564a54b232d4512a2e294a4dcc2d56b28a"
+    "4e45545052455353030000005700000069000000018cd64878daab564a54b232d4512a2e294a4dcc2d56b28a"
     "ae564a2e4a363652b2323231343132323535034ae7a4e6a5976400c57494f2d3d28a534b94ac0c6a75e04a0d"
     "cd4ccd2dcd0c8ccdcc114a0d114a2d6a636b0132171e530078790000000000007a"
 )
@@ -20,7 +20,7 @@ def test_exact_bytes_of_the_spec_example():
     data = pack_container({"a": 1}, [b"xy", b"z"])
     assert data == EXAMPLE
     magic, version, stored, text_len, crc = PREFIX.unpack_from(data)
-    assert (magic, version, text_len) == (b"NETPRESS", 2, len(EXAMPLE_TEXT))
+    assert (magic, version, text_len) == (b"NETPRESS", 3, len(EXAMPLE_TEXT))
     assert zlib.decompress(data[24:24 + stored]).decode() == EXAMPLE_TEXT
     assert crc == zlib.crc32(data[24:24 + stored])
     data_start = -(-(24 + stored) // 8) * 8
@@ -52,12 +52,13 @@ def test_no_streams_and_refusals():
     with pytest.raises(FormatError, match="magic"):
         read_header(b"PK\x03\x04" + bytes(40))
     bad = bytearray(data)
-    bad[8] = 3
-    with pytest.raises(FormatError, match="version 3 is not supported.*upgrade netpress"):
+    bad[8] = 4
+    with pytest.raises(FormatError, match="version 4 is not supported.*upgrade netpress"):
         read_header(bytes(bad))
-    bad[8] = 1  # version 1 stored exact ANS counts: refused with what to do
-    with pytest.raises(FormatError, match="version 1 is older.*netpress pack"):
-        read_header(bytes(bad))
+    for old in (1, 2):  # 1 stored exact ANS counts, 2 no graph: refused with what to do
+        bad[8] = old
+        with pytest.raises(FormatError, match=f"version {old} is older.*netpress pack"):
+            read_header(bytes(bad))
 
 
 def test_inflation_bomb_refused():

@@ -12,7 +12,20 @@ import traceback
 import typer
 
 from ..errors import NetpressError
-from . import artifact, compress, core, demo, export, gate, prune, quantize, report, search, shape
+from . import (
+    artifact,
+    compress,
+    core,
+    demo,
+    export,
+    gate,
+    prune,
+    quantize,
+    report,
+    run,
+    search,
+    shape,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress trained PyTorch models and prove the result.")
@@ -27,6 +40,7 @@ compress.register_commands(app)
 gate.register_commands(app)
 report.register_commands(app)
 search.register_commands(app)
+run.register_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,45 +29,11 @@ import constriction
 import numpy as np
 
 from ..errors import FormatError
+from ..runtime.ans_decode import count_level, level_value, unpack_counts  # noqa: F401
 
 _MAX_M = 15  # 4 bits
 _MAX_G = 3  # 2 bits
 _MAX_COUNT_BITS = 40  # no rounded count above 2^40 (a tensor never holds that many)
-
-
-def level_value(z: int, m: int) -> int:
-    """The rounded count of level ``z`` ≥ 1 on the grid of ``m + 1`` significant bits:
-    levels 1 … 2^(m+1) are the counts themselves, then each octave has 2^m levels.
-
-    Example:
-        >>> [level_value(z, 1) for z in range(1, 9)]
-        [1, 2, 3, 4, 6, 8, 12, 16]
-    """
-    k, small = z - 1, 1 << (m + 1)
-    if k < small:
-        return k + 1
-    b, r = divmod(k - small, 1 << m)
-    return ((1 << m) + r + 1) << (b + 1)
-
-
-def count_level(c: int, m: int) -> int:
-    """The level of count ``c`` (0 for 0): ``c`` rounded to ``m + 1`` significant bits.
-
-    Example:
-        >>> [count_level(c, 1) for c in (0, 4, 5, 7, 100)]
-        [0, 4, 5, 6, 13]
-        >>> level_value(13, 1)
-        96
-    """
-    if c <= 1 << (m + 1):
-        return c
-    e = c.bit_length() - (m + 1)  # >= 1
-    t = (c + (1 << (e - 1))) >> e  # c rounded half up to m + 1 bits: t·2^e, t in [2^m, 2^(m+1)]
-    if t == 1 << m:  # the same number as 2^(m+1)·2^(e-1): keep t in (2^m, 2^(m+1)]
-        t, e = 1 << (m + 1), e - 1
-        if e == 0:
-            return t
-    return (1 << (m + 1)) + (e - 1) * (1 << m) + (t - (1 << m))
 
 
 def _max_level(m: int) -> int:
@@ -109,51 +75,6 @@ def pack_counts(counts: np.ndarray, m: int, g: int | None = None) -> bytes:
     return _to_bytes(f"{m:04b}{best[1]:02b}" + best[0])
 
 
-_MAX_ZEROS = 48  # leading zeros of one code: beyond any level of a count ≤ 2^40
-_MAX_CODE_BITS = 2 * _MAX_ZEROS + _MAX_G + 1
-
-
-def unpack_counts(data: bytes, count: int) -> np.ndarray:
-    """Read a table of ``count`` symbols; returns the rounded counts (int64). The table
-    must end in its last byte with zero padding, and every level must lie on the grid.
-    A table longer than ``count`` longest codes is refused before it is read, and the
-    bits are read from an array of 8 × its size, so a hostile table costs little memory.
-
-    Example:
-        >>> unpack_counts(bytes.fromhex('12c3e0'), 3).tolist()
-        [0, 1, 256]
-    """
-    if len(data) > (6 + count * _MAX_CODE_BITS + 7) // 8:
-        raise FormatError(f"ANS count table of {len(data)} bytes is longer than {count} "
-                          "symbols can need")
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
-    if bits.size < 6:
-        raise FormatError("ANS count table is shorter than its 6-bit header")
-
-    powers = np.left_shift(1, np.arange(_MAX_CODE_BITS, -1, -1, dtype=np.int64))
-
-    def value(a: int, b: int) -> int:  # bits a…b−1 as an unsigned integer, MSB first
-        return int(bits[a:b].astype(np.int64) @ powers[powers.size - (b - a):])
-
-    m, g = value(0, 4), value(4, 6)
-    top, pos, prev, vals = _max_level(m), 6, 0, []
-    for _ in range(count):
-        window = bits[pos:pos + _MAX_ZEROS + 1]
-        if not window.any():
-            raise FormatError("ANS count table is truncated or holds an impossible count")
-        zeros = int(window.argmax())
-        pos += zeros
-        if pos + zeros + g + 1 > bits.size:
-            raise FormatError("ANS count table is truncated or holds an impossible count")
-        u = value(pos, pos + zeros + g + 1) - (1 << g)
-        pos += zeros + g + 1
-        prev += u // 2 if u % 2 == 0 else -(u + 1) // 2
-        if not 0 <= prev <= top:
-            raise FormatError(f"ANS count table holds a count level {prev} outside 0…{top}")
-        vals.append(level_value(prev, m) if prev else 0)
-    if -(-pos // 8) != len(data) or bits[pos:].any():
-        raise FormatError("ANS count table has bytes after the last count")
-    return np.array(vals, dtype=np.int64)
 
 
 def _model(counts: np.ndarray):

@@ -1,50 +1,64 @@
-"""Save a compressed model as one ``.netpress`` file, and load it back exactly.
+"""Save a compressed model as one ``.netpress`` file that runs without its model class.
 
-``artifact_bytes`` takes the model's baked weights (codebooks and masks folded), encodes
-every tensor of its state dict (``encode.tensors``) and packs them with a header that
-says how to rebuild the model (``model.spec``: a zoo name or ``package.module:factory``),
-the recipe that produced it and deterministic metrics. Timings never go in the header,
-so the same model, recipe and seed give the same bytes.
+``artifact_bytes`` exports the model's computation as an ONNX graph and writes it as JSON
+data in the header (``encode.graph``); the graph's initializers are the file's tensors,
+each in its smallest encoding (``encode.arrays``: codebooks + sparse positions for shared
+weights, entropy-coded bytes or 4-bit nibbles for int8 and ``MatMulNBits`` codes, raw
+otherwise). The graph form is
 
-``load_artifact`` validates the container, decodes each tensor under an allocation cap
-of ``MAX_ELEMENTS_PER_BYTE`` elements per byte of file (a 256× compression ratio at
-fp32; a file claiming more is refused), rebuilds the model and loads the weights.
+- a weight-only 4/8-bit model (``WeightOnly``): ``MatMulNBits`` / ``GatherBlockQuantized``
+  with netpress's own codes (``export.nbits``), fused for Hugging Face encoders;
+- a Hugging Face encoder otherwise: the fused fp32 graph (``export.fuse``);
+- any other model: the plain graph without constant folding, so every parameter is an
+  initializer under its state-dict name (a fake-quant model's weights as folded int8).
+
+When every tensor of the baked torch state is one of the graph's arrays (by name and
+value, or as its transpose), the header's ``torch`` list says which, and
+``model_from_artifact`` rebuilds the torch model exactly — but only for a model netpress
+builds from data (a zoo name, or ``hf:DIR`` while that folder exists). Otherwise, and
+always for ``package.module:factory`` specs, which are never imported or called, it
+returns a ``GraphModule``: an ``nn.Module`` that runs the file's graph in ONNX Runtime.
+``netpress.runtime`` runs any file with numpy and ONNX Runtime alone.
+
+Timings never go in the header, so the same model, recipe and seed give the same bytes.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..errors import FormatError
+from ..batches import Inputs
+from ..errors import FormatError, ModelError
 from ..io import load_into, write_bytes
+from ..runtime.model import FORMAT_NAME, Model, read_file
 from ..techniques.edits import rebuild, structure_of
 from ..version import __version__
-from ..zoo import build_model
-from .container import pack_container, unpack_container
-from .tensors import Coder, IndexKind, decode_tensor, encode_tensor
+from ..zoo import ZOO, build_model
+from .arrays import Coder, IndexKind, encode_array
+from .container import pack_container
 
-FORMAT_NAME = "netpress-artifact"
-MAX_ELEMENTS_PER_BYTE = 64
+EXTRA_MAX = 4096  # a state tensor the graph does not use (a buffer) is stored if this small
 
 
 def baked_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """What ``bake(model).state_dict()`` would hold, sorted by name, without changing
-    ``model`` (``netpress.api.bake`` is safe on deep copies).
+    ``model`` (tied tensors kept once).
 
     Example:
-        >>> lin = nn.Linear(2, 1)
-        >>> sorted(baked_state(lin))
+        >>> sorted(baked_state(nn.Linear(2, 1)))
         ['bias', 'weight']
     """
     from ..bake import bake
     from ..techniques.edits import unique_state
 
-    state = unique_state(bake(copy.deepcopy(model)))  # a tied tensor is kept once
+    state = unique_state(bake(copy.deepcopy(model)))
     return {k: state[k] for k in sorted(state)}
 
 
@@ -54,7 +68,6 @@ def baked_parts(model: nn.Module, spec: str) -> tuple[dict[str, torch.Tensor], d
     model, so layers still under masks or codebooks are compared by their plain shapes.
 
     Example:
-        >>> from netpress.zoo import build_model
         >>> state, structure = baked_parts(build_model("lenet5"), "lenet5")
         >>> structure
         {'edits': [], 'resized': False}
@@ -67,19 +80,106 @@ def baked_parts(model: nn.Module, spec: str) -> tuple[dict[str, torch.Tensor], d
     return {k: state[k] for k in sorted(state)}, structure_of(baked, spec)
 
 
+def default_example(model: nn.Module, spec: str | None = None) -> Inputs:
+    """Example inputs for tracing when no task gives them: token ids and a mask for a
+    Hugging Face wrapper, one 1×1×28×28 image for the zoo, else an input that fits the
+    first Linear (``1 × in_features``) or convolution (``1 × C × 28 × 28``).
+
+    Example:
+        >>> default_example(nn.Linear(6, 2)).shape
+        torch.Size([1, 6])
+    """
+    from ..export.fuse import hf_config
+
+    if hf_config(model) is not None:
+        ex = {"input_ids": torch.full((1, 8), 5, dtype=torch.long),
+              "attention_mask": torch.ones(1, 8, dtype=torch.long)}
+        if getattr(model, "_token_types", False):
+            ex["token_type_ids"] = torch.zeros(1, 8, dtype=torch.long)
+        return ex
+    if spec not in ZOO:
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                return torch.zeros(1, m.in_features)
+            if isinstance(m, nn.Conv1d | nn.Conv2d):
+                return torch.zeros(1, m.in_channels, *([28] * (m.weight.dim() - 2)))
+    return torch.zeros(1, 1, 28, 28)
+
+
+def graph_proto(model: nn.Module, example: Inputs, fuse: bool = True):
+    """The ONNX proto the file carries (see the module docstring for the form)."""
+    from ..export.fuse import hf_config
+    from ..export.nbits import export_nbits_model, nbits_layers
+    from ..export.onnx import export_proto
+
+    model = model.eval()
+    if nbits_layers(model):
+        return export_nbits_model(model, example, fuse=fuse)
+    from ..bake import bake
+
+    baked = bake(copy.deepcopy(model)).eval()
+    fuse = fuse and hf_config(baked) is not None
+    return export_proto(baked, example, fuse=fuse, constant_folding=False)
+
+
+def _torch_map(state: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]):
+    """``(map, extra)``: per state tensor ``[name, array, transposed]``, and the small
+    tensors the graph does not use; ``(None, {})`` when a large one is not in the graph."""
+    index: dict[tuple, str] = {}
+    for name, a in arrays.items():
+        index.setdefault((a.dtype.str, a.shape, a.tobytes()), name)
+    out, extra = [], {}
+    for name, t in state.items():
+        a = t.detach().cpu().contiguous().numpy()
+        key = (a.dtype.str, a.shape, a.tobytes())
+        if name in arrays and arrays[name].shape == a.shape and \
+                np.array_equal(arrays[name], a, equal_nan=True):
+            out.append([name])
+        elif key in index:
+            out.append([name, index[key], 0])
+        elif a.ndim == 2 and (k := (a.dtype.str, a.T.shape, np.ascontiguousarray(a.T).tobytes())) \
+                in index:
+            out.append([name, index[k], 1])
+        elif a.size <= EXTRA_MAX:
+            extra[f"torch:{name}"] = a
+            out.append([name, f"torch:{name}", 0])
+        else:
+            return None, {}
+    return out, extra
+
+
 def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None,
                    metrics: dict | None = None, coder: Coder = "ans",
-                   index: IndexKind = "auto") -> bytes:
-    """The bytes of a ``.netpress`` file for ``model`` (built by ``spec``).
+                   index: IndexKind = "auto", example: Inputs | None = None,
+                   fuse: bool = True) -> bytes:
+    """The bytes of a ``.netpress`` file for ``model`` (built by ``spec``); ``example`` is
+    one input as the task gives it (default: ``default_example``).
 
     Example:
         >>> from netpress.zoo import build_model
         >>> artifact_bytes(build_model("lenet5"), "lenet5")[:8]
         b'NETPRESS'
     """
-    streams: list[bytes] = []
+    from ..encode.graph import graph_of
+
     state, structure = baked_parts(model, spec)
-    tensors = [encode_tensor(name, t, streams, coder, index) for name, t in state.items()]
+    example = default_example(model, spec) if example is None else example
+    graph, arrays = graph_of(graph_proto(model, example, fuse))
+    torch_map, extra = _torch_map(state, arrays)
+    streams: list[bytes] = []
+    tensors, seen = [], {}
+    for name, a in {**arrays, **extra}.items():
+        key = (a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).digest())
+        t_key = (a.dtype.str, a.T.shape, hashlib.sha256(a.T.tobytes()).digest()) \
+            if a.ndim == 2 else None
+        alias = {"name": name, "shape": list(a.shape), "dtype": a.dtype.name}
+        if key in seen:  # a tied table stored once: the same tensor, or its transpose
+            tensors.append(dict(alias, encoding="same", of=seen[key]))
+        elif t_key in seen:
+            tensors.append(dict(alias, encoding="transpose", of=seen[t_key]))
+        else:
+            tensors.append(encode_array(name, a, streams, coder, index))
+            seen[key] = name
     params = sum(t.numel() for t in state.values() if t.is_floating_point())
     desc = {"spec": spec, "class": type(model).__name__, "params": params}
     if structure["edits"] or structure["resized"]:  # plain models keep the original header
@@ -90,8 +190,11 @@ def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None
         "model": desc,
         "recipe": recipe or [],
         "metrics": metrics or {},
+        "graph": graph,
         "tensors": tensors,
     }
+    if torch_map is not None:
+        header["torch"] = torch_map
     return pack_container(header, streams)
 
 
@@ -108,30 +211,120 @@ def save_artifact(model: nn.Module, path: str | os.PathLike, spec: str, **kw) ->
 
 
 def decode_artifact(data: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Validate and decode a whole file: ``(header, state dict)``.
+    """Validate and decode a whole file: ``(header, its tensors by name)``; the header
+    keeps the file's bytes under ``"_data"`` for ``model_from_artifact``.
 
     Example:
         >>> from netpress.zoo import build_model
-        >>> header, state = decode_artifact(artifact_bytes(build_model("lenet5"), "lenet5"))
-        >>> header["model"]["spec"], len(state)
+        >>> header, tensors = decode_artifact(artifact_bytes(build_model("lenet5"), "lenet5"))
+        >>> header["model"]["spec"], len(header["torch"])
         ('lenet5', 10)
     """
-    header, streams = unpack_container(data)
-    if header.get("format") != FORMAT_NAME:
-        raise FormatError(f"header format is {header.get('format')!r}, not {FORMAT_NAME!r}")
-    tensors = header.get("tensors")
-    if not isinstance(tensors, list):
-        raise FormatError("header has no tensor list")
-    budget = MAX_ELEMENTS_PER_BYTE * len(data)
-    state: dict[str, torch.Tensor] = {}
-    for entry in tensors:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or name in state:
-            raise FormatError(f"bad or repeated tensor name {name!r}")
-        t = decode_tensor(entry, streams, budget)
-        budget -= t.numel()
+    header, arrays = read_file(data)
+    header["_data"] = data
+    return header, {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
+def torch_state(header: dict, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The torch state dict the file maps its tensors to, or None if it has none."""
+    rows = header.get("torch")
+    if not isinstance(rows, list):
+        return None
+    state = {}
+    for row in rows:
+        if not isinstance(row, list) or not 1 <= len(row) <= 3 or \
+                not all(isinstance(x, str) for x in row[:2]):
+            raise FormatError(f"bad torch map entry {row!r:.80}")
+        name, src = row[0], row[1] if len(row) > 1 else row[0]
+        if src not in tensors:
+            raise FormatError(f"torch map names a missing tensor {src!r}")
+        t = tensors[src]
+        if len(row) == 3 and row[2] == 1:
+            if t.dim() != 2:
+                raise FormatError(f"torch map transposes {src!r}, which is not 2-D")
+            t = t.t().contiguous()
         state[name] = t
-    return header, state
+    return state
+
+
+def buildable(spec: object) -> bool:
+    """Whether netpress builds ``spec`` from data alone: a zoo name, or ``hf:DIR`` with
+    that folder present. ``package.module:factory`` is never built from a file.
+
+    Example:
+        >>> buildable("lenet5"), buildable("os:getpid")
+        (True, False)
+    """
+    if not isinstance(spec, str):
+        return False
+    return spec in ZOO or (spec.startswith("hf:") and Path(spec[3:]).is_dir())
+
+
+class GraphModule(nn.Module):
+    """An ``nn.Module`` that runs a ``.netpress`` file's graph in ONNX Runtime.
+
+    Positional inputs feed the graph's inputs in order, keyword inputs by name; the
+    result is the graph's first output as a torch tensor. It holds no parameters and
+    cannot be trained; ``netpress eval``, ``gate``, ``compare`` and the runtime use it.
+
+    Example:
+        >>> m = load("m.netpress")  # doctest: +SKIP
+        >>> m(torch.zeros(1, 1, 28, 28)).shape  # doctest: +SKIP
+        torch.Size([1, 10])
+    """
+
+    def __init__(self, data: bytes, threads: int | None = None):
+        super().__init__()
+        self.runtime = Model(data, threads or torch.get_num_threads())
+        self.header = self.runtime.header
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        def arr(v):
+            return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
+        if kwargs:
+            inputs = {k: arr(v) for k, v in kwargs.items()}
+            inputs.update(zip(self.runtime.input_names, map(arr, args), strict=False))
+        else:
+            inputs = [arr(a) for a in args]
+        return torch.from_numpy(np.ascontiguousarray(self.runtime.run(inputs)))
+
+    def __deepcopy__(self, memo):  # the session is immutable; copies share it
+        return self
+
+    def extra_repr(self) -> str:
+        return f"graph of {self.runtime.spec}, inputs {', '.join(self.runtime.input_names)}"
+
+
+def model_from_artifact(header: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """The model of a decoded file (eval mode): the torch model rebuilt exactly when the
+    file maps its tensors to a torch state and the spec is ``buildable``, else a
+    ``GraphModule`` over the file's graph.
+
+    Example:
+        >>> from netpress.zoo import build_model
+        >>> m = model_from_artifact(*decode_artifact(artifact_bytes(build_model("lenet5"),
+        ...                                                         "lenet5")))
+        >>> type(m).__name__
+        'LeNet5'
+    """
+    desc = header.get("model") or {}
+    spec = desc.get("spec") if isinstance(desc, dict) else None
+    state = torch_state(header, tensors)
+    if state is not None and buildable(spec):
+        if desc.get("edits") or desc.get("resized"):
+            return rebuild(spec, desc, state, source="artifact tensors")
+        model = build_model(spec)
+        from ..zoo.hf_state import load_state, tied_names
+
+        if tied_names(model):  # tied tensors (GPT-2's lm_head) are stored once
+            load_state(model, state, source="artifact tensors")
+        else:
+            load_into(model, state, source="artifact tensors")
+        return model.eval()
+    data = header.get("_data")
+    if not isinstance(data, bytes):
+        raise ModelError("model_from_artifact needs the header decode_artifact returns")
+    return GraphModule(data).eval()
 
 
 def read_artifact(path: str | os.PathLike) -> bytes:
@@ -150,37 +343,20 @@ def read_artifact(path: str | os.PathLike) -> bytes:
     return path.read_bytes()
 
 
-def model_from_artifact(header: dict, state: dict[str, torch.Tensor]) -> nn.Module:
-    """Rebuild the model the header names and load ``state`` into it (eval mode).
-
-    Example:
-        >>> from netpress.zoo import build_model
-        >>> m = model_from_artifact(*decode_artifact(artifact_bytes(build_model("lenet5"),
-        ...                                                         "lenet5")))
-        >>> type(m).__name__
-        'LeNet5'
-    """
-    desc = header.get("model") or {}
-    spec = desc.get("spec")
-    if not isinstance(spec, str):
-        raise FormatError("header does not say which model to build (model.spec)")
-    if desc.get("edits") or desc.get("resized"):
-        return rebuild(spec, desc, state, source="artifact tensors")
-    model = build_model(spec)
-    from ..zoo.hf_state import load_state, tied_names
-
-    if tied_names(model):  # tied tensors (GPT-2's lm_head) are stored once, under the first name
-        load_state(model, state, source="artifact tensors")
-    else:
-        load_into(model, state, source="artifact tensors")
-    return model.eval()
-
-
 def load_artifact(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """Load ``path``: ``(model, header)``. Outputs equal the saved model's exactly.
+    """Load ``path``: ``(model, header)`` (see ``model_from_artifact``).
 
     Example:
         >>> model, header = load_artifact("m.netpress")  # doctest: +SKIP
     """
-    header, state = decode_artifact(read_artifact(path))
-    return model_from_artifact(header, state), header
+    header, tensors = decode_artifact(read_artifact(path))
+    return model_from_artifact(header, tensors), header
+
+
+def load(path: str | os.PathLike) -> nn.Module:
+    """``netpress.load``: the model of a ``.netpress`` file, with no model class needed.
+
+    Example:
+        >>> model = netpress.load("m.netpress")  # doctest: +SKIP
+    """
+    return load_artifact(path)[0]

@@ -32,7 +32,7 @@ import zlib
 from ..errors import FormatError
 
 MAGIC = b"NETPRESS"
-VERSION = 2  # 2: ANS count tables hold rounded, delta-coded levels
+VERSION = 3  # 3: the graph inside; 2: ANS count tables hold rounded, delta-coded levels
 PREFIX = struct.Struct("<8sIIII")
 ALIGN = 8
 MAX_HEADER = 16 << 20
@@ -90,8 +90,9 @@ def read_header(data: bytes) -> tuple[dict, int]:
                           "or `netpress compress`")
     if version < VERSION:
         raise FormatError(f".netpress format version {version} is older than this netpress "
-                          f"reads ({VERSION}); write the file again from its weights with "
-                          "`netpress pack` or `netpress compress`")
+                          f"reads ({VERSION}; version 2 files hold no graph): read it with "
+                          "netpress 0.1 (`netpress unpack` gives its weights) and write it "
+                          "again with `netpress pack` or `netpress compress`")
     if version != VERSION:
         raise FormatError(f".netpress format version {version} is not supported (this netpress "
                           f"reads version {VERSION}); upgrade netpress")

@@ -14,9 +14,9 @@ import math
 
 import numpy as np  # noqa: F401 - used by the doctests
 
+from .arrays import decode_stream
 from .container import PREFIX, unpack_container
 from .sparse import entropy_bits
-from .tensors import decode_stream
 
 
 def stream_stats(entry: dict, streams: list[bytes]) -> dict:
@@ -44,10 +44,22 @@ def _tensor_row(t: dict, streams: list[bytes]) -> dict:
     shape = t["shape"]
     numel = math.prod(shape) if shape else 1
     row = {"name": t["name"], "shape": shape, "encoding": t["encoding"], "numel": numel}
+    if t["encoding"] in ("same", "transpose"):  # stored once, under another name
+        row.update(nonzero=numel, kept=1.0, raw_bytes=0, codebook_bytes=0, index_bytes=0,
+                   value_bytes=0, bytes=0, index_kind=f"{t['encoding']} as {t['of']}",
+                   streams=[])
+        return row
     if t["encoding"] == "raw":
         n = len(streams[t["stream"]])
         row.update(nonzero=numel, kept=1.0, raw_bytes=n, codebook_bytes=0, index_bytes=0,
                    value_bytes=0, bytes=n, index_kind="-", streams=[])
+        return row
+    if t["encoding"] == "coded":  # int8 / 4-bit codes, Huffman-coded in chunks
+        stats = [dict(stream_stats(c, streams), part="codes") for c in t["chunks"]]
+        n = sum(len(streams[c["stream"]]) for c in t["chunks"])
+        row.update(nonzero=numel, kept=1.0, raw_bytes=0, codebook_bytes=0, index_bytes=0,
+                   value_bytes=n, bytes=n, index_kind="-", streams=stats,
+                   value_bits_pq=4 if t["nibbles"] else 8, value_bits_pqh=n * 8 / max(1, numel))
         return row
     nnz = t["nonzero"]
     pos, vals = t["positions"], t["values"]
@@ -63,12 +75,17 @@ def _tensor_row(t: dict, streams: list[bytes]) -> dict:
     row.update(nonzero=nnz, kept=nnz / numel if numel else 0.0, raw_bytes=0,
                codebook_bytes=book, index_bytes=index, value_bytes=value,
                bytes=book + index + value, index_kind=pos["kind"],
-               candidate_index_bytes=pos.get("candidate_bytes"),
+               candidate_index_bytes={"bitmap": -(-numel // 8),
+                                      "relative": index if pos["kind"] == "relative" else None},
                codebook_size=t["codebook"]["size"],
                value_bits_pq=q, value_bits_pqh=value * 8 / max(1, nnz),
                index_bits_pq=index_bits_pq, index_bits_pqh=index * 8 / max(1, nnz),
                streams=stats)
     return row
+
+
+def _float_names(header: dict) -> set[str]:
+    return {t["name"] for t in header["tensors"] if t.get("dtype") in ("float32", "float16")}
 
 
 def inspect_bytes(data: bytes) -> dict:
@@ -89,7 +106,9 @@ def inspect_bytes(data: bytes) -> dict:
     stored_header = PREFIX.unpack_from(data)[2]
     header_bytes = PREFIX.size + stored_header
     padding = len(data) - header_bytes - sum(map(len, streams))
-    params = sum(r["numel"] for r in rows)
+    declared = (header.get("model") or {}).get("params")
+    params = declared if isinstance(declared, int) and declared > 0 else sum(
+        r["numel"] for r in rows)
     coded = [s for r in rows for s in r.get("streams", [])]
     coded_bytes = sum(s["bytes"] for s in coded)
     bound = sum(s["bound_bytes"] for s in coded)
@@ -97,7 +116,7 @@ def inspect_bytes(data: bytes) -> dict:
         "model": header["model"], "recipe": header.get("recipe", []),
         "metrics": header.get("metrics", {}), "file_bytes": len(data),
         "header_bytes": header_bytes, "padding_bytes": padding, "params": params,
-        "nonzero_params": sum(r["nonzero"] for r in rows),
+        "nonzero_params": sum(r["nonzero"] for r in rows if r["name"] in _float_names(header)),
         "fp32_bytes": 4 * params, "compression_ratio": 4 * params / len(data),
         "coded_stream_bytes": coded_bytes, "entropy_bound_bytes": bound,
         "coded_overhead": coded_bytes / bound - 1 if bound else None,

@@ -73,7 +73,8 @@ def input_axes(example: Inputs) -> dict[str, dict[int, str]]:
     return {"input": {0: "batch"}}
 
 
-def export_onnx_model(model: nn.Module, example: Inputs, opset: int = 17) -> onnx.ModelProto:
+def export_onnx_model(model: nn.Module, example: Inputs, opset: int = 17,
+                      constant_folding: bool = True) -> onnx.ModelProto:
     """Export ``model`` (eval mode) with dynamic batch (and, for dict inputs, sequence)
     axes; returns the proto. ``example`` is a tensor or a dict of tensors, as the task
     gives them; a dict's entries are passed as keywords.
@@ -81,7 +82,9 @@ def export_onnx_model(model: nn.Module, example: Inputs, opset: int = 17) -> onn
     The exporter is torch's TorchScript one (``dynamo=False``) for every model: the dynamo
     exporter (torch.export) cannot export fake-quant ops with a dynamic batch in torch 2.13,
     and on Hugging Face models, where it does work in fp32, it gives an equivalent graph but
-    takes ~5x longer to export (tiny BERT: 7.5 s against 1.6 s).
+    takes ~5x longer to export (tiny BERT: 7.5 s against 1.6 s). ``constant_folding=False``
+    keeps every parameter as an initializer under its state-dict name (a ``.netpress`` file
+    maps them back to the torch model; ONNX Runtime folds them when it loads the graph).
 
     Example:
         >>> p = export_onnx_model(nn.Sequential(nn.Linear(4, 2)), torch.zeros(1, 4))
@@ -94,13 +97,14 @@ def export_onnx_model(model: nn.Module, example: Inputs, opset: int = 17) -> onn
     for p, _ in grads:
         p.requires_grad_(False)
     try:
-        return _export(model, ordered_inputs(model, example), opset)
+        return _export(model, ordered_inputs(model, example), opset, constant_folding)
     finally:
         for p, flag in grads:
             p.requires_grad_(flag)
 
 
-def _export(model: nn.Module, example: Inputs, opset: int) -> onnx.ModelProto:
+def _export(model: nn.Module, example: Inputs, opset: int,
+            constant_folding: bool = True) -> onnx.ModelProto:
     axes = input_axes(example)
     out_axes = {0: "batch"}
     if isinstance(example, dict):
@@ -122,6 +126,7 @@ def _export(model: nn.Module, example: Inputs, opset: int) -> onnx.ModelProto:
             # still gives a graph that applies the attention mask (tested on padded batches).
             torch.onnx.export(model, args, path, kwargs=kwargs, dynamo=False,
                               opset_version=opset, input_names=list(axes),
+                              do_constant_folding=constant_folding,
                               output_names=["output"],
                               dynamic_axes={**axes, "output": out_axes})
         except Exception as e:  # the exporter raises many types; say which model failed
@@ -187,10 +192,10 @@ def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
     return write_bytes(path, proto.SerializeToString())
 
 
-def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
-                fold_qdq_weights: bool = True, fuse: bool = True,
-                info: dict | None = None) -> Path:
-    """Export ``model`` to ``path``; QDQ weights are folded to int8 initializers.
+def export_proto(model: nn.Module, example: Inputs, fold_qdq_weights: bool = True,
+                 fuse: bool = True, info: dict | None = None,
+                 constant_folding: bool = True) -> onnx.ModelProto:
+    """The checked ONNX proto of ``model``; QDQ weights are folded to int8 initializers.
     ``example`` is one input (a tensor or a dict of tensors) of any batch size.
 
     A float Hugging Face encoder is exported with explicit attention and fused by ONNX
@@ -199,8 +204,8 @@ def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
     (why nothing was fused, if so).
 
     Example:
-        >>> export_onnx(nn.Sequential(nn.Linear(4, 2)), torch.zeros(1, 4), "m.onnx")  # doctest: +SKIP
-        >>> export_onnx(encoder, task.example_inputs(1), "enc.onnx")  # doctest: +SKIP
+        >>> len(export_proto(nn.Sequential(nn.Linear(4, 2)), torch.zeros(1, 4)).graph.node)
+        1
     """
     from .fuse import eager_attention, fuse_transformer, hf_config
 
@@ -208,7 +213,7 @@ def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
         info.update(fused={}, fuse_note="not fused (fuse=False)")
     fuse = fuse and hf_config(model) is not None
     with eager_attention(model) if fuse else contextlib.nullcontext():
-        proto = export_onnx_model(model, example)
+        proto = export_onnx_model(model, example, constant_folding=constant_folding or fuse)
     if fold_qdq_weights:
         fold_weight_quantizers(proto)
     if fuse:
@@ -217,4 +222,16 @@ def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
         if info is not None:
             info.update(fused=res.fused, fuse_note=res.note)
     onnx.checker.check_model(proto)
-    return save_onnx(proto, path)
+    return proto
+
+
+def export_onnx(model: nn.Module, example: Inputs, path: str | os.PathLike,
+                fold_qdq_weights: bool = True, fuse: bool = True,
+                info: dict | None = None) -> Path:
+    """``export_proto`` written to ``path`` atomically (one file, no external data).
+
+    Example:
+        >>> export_onnx(nn.Sequential(nn.Linear(4, 2)), torch.zeros(1, 4), "m.onnx")  # doctest: +SKIP
+        >>> export_onnx(encoder, task.example_inputs(1), "enc.onnx")  # doctest: +SKIP
+    """
+    return save_onnx(export_proto(model, example, fold_qdq_weights, fuse, info), path)

@@ -18,34 +18,13 @@ import torch
 
 from ..batches import Inputs, concat, count, take
 from ..errors import ModelError, NetpressError
+from ..runtime.model import import_onnxruntime, session_options  # noqa: F401 - re-exported
 
 Runner = Callable[[Inputs], torch.Tensor]
 
 
 class MissingExtra(NetpressError):
     """An optional dependency is not installed."""
-
-
-def import_onnxruntime():
-    """Import ``onnxruntime`` with its telemetry off, so it writes nothing to ``$HOME``.
-
-    ONNX Runtime (1.32, the pinned version; on Linux too) sets up telemetry when it is
-    imported: it writes a device id and an event database to ``~/.cache/Microsoft/
-    DeveloperTools/.onnxruntime``, and netpress does not write to the home folder. The documented opt-out
-    is ``ORT_DISABLE_TELEMETRY=1``, read at import; it is set unless the user set it (a
-    process that imported onnxruntime before netpress keeps what it chose).
-
-    Example:
-        >>> import_onnxruntime().__name__
-        'onnxruntime'
-    """
-    import sys
-
-    if "onnxruntime" not in sys.modules:
-        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    import onnxruntime
-
-    return onnxruntime
 
 
 def ort_session(path: str | os.PathLike | bytes, threads: int = 2, optimize: bool = True):
@@ -56,17 +35,9 @@ def ort_session(path: str | os.PathLike | bytes, threads: int = 2, optimize: boo
         >>> ort_session("model.onnx")  # doctest: +SKIP
     """
     ort = import_onnxruntime()
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    so.log_severity_level = 3
     model = path if isinstance(path, bytes) else str(path)
-    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, session_options(threads, optimize),
+                                providers=["CPUExecutionProvider"])
 
 
 def feeds(names: list[str], inputs: Inputs) -> dict[str, np.ndarray]:

@@ -73,10 +73,11 @@ LADDER: tuple[Rung, ...] = (
 )
 
 
-def _deployed(model: nn.Module, form: str, spec: str, path: Path) -> tuple[int, nn.Module]:
+def _deployed(model: nn.Module, form: str, spec: str, path: Path,
+              example=None) -> tuple[int, nn.Module]:
     """Write ``model`` in its deployed form to ``path``; (file bytes, model read back)."""
     if form == "artifact":
-        data = artifact_bytes(model, spec, coder="auto", index="auto")
+        data = artifact_bytes(model, spec, coder="auto", index="auto", example=example)
         write_bytes(path, data)
         return len(data), model_from_artifact(*decode_artifact(data))
     if form == "sparse":
@@ -127,7 +128,7 @@ def compare_techniques(model: nn.Module, spec: str, ctx: Context, out_dir: str |
         cfg = rung.make(epochs)
         work = apply(copy.deepcopy(base), cfg, ctx)
         path = files / f"{i:02d}-{rung.technique.replace(' ', '-')}{_suffix(rung.form)}"
-        size, deployed = _deployed(work, rung.form, spec, path)
+        size, deployed = _deployed(work, rung.form, spec, path, ctx.task.example_inputs(1, "test"))
         acc = ctx.evaluate(deployed)
         test = evaluate(deployed, ctx.task).accuracy
         drop = (base_val - acc) * 100

@@ -189,7 +189,8 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
                "val_accuracy": results[-1].val_accuracy if results else base_val,
                "seed": ctx.seed, "data": ctx.data_name}
     data = artifact_bytes(model, spec, recipe=recipe.to_dict(), metrics=metrics,
-                          coder=recipe.coder, index=recipe.index)  # type: ignore[arg-type]
+                          coder=recipe.coder, index=recipe.index,  # type: ignore[arg-type]
+                          example=ctx.task.example_inputs(1, "test"))
     if folder is not None:
         write_bytes(folder / "model.netpress", data)
         write_json(folder / "run.json", _run_info(recipe, ctx, spec, meta, base_val, results,
