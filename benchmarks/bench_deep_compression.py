@@ -52,9 +52,11 @@ def run(spec: str, split) -> dict:
         assert os.path.getsize(path) == len(data)
         again = open(path, "rb").read()
     header, state = decode_artifact(again)
-    # keep the compressed weights so the encoding can be studied without retraining
-    save_weights(state, Path(tempfile.gettempdir()) / f"netpress-{spec}-deep-compression"
-                 ".safetensors", {"model": spec})
+    # keep the compressed weights and the file so the encoding can be studied (and
+    # bench_artifact can fuzz and run it) without retraining
+    keep = Path(tempfile.gettempdir()) / f"netpress-{spec}-deep-compression"
+    save_weights(state, keep.with_suffix(".safetensors"), {"model": spec})
+    write_bytes(keep.with_suffix(".netpress"), data)
     loaded = model_from_artifact(header, state)
     loader = ArrayLoader(*split.test, batch_size=1000)
     same = bool(torch.equal(predict(loaded, loader)[0], predict(result.model, loader)[0]))

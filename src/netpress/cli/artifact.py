@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from .. import ui
-from ..encode.artifact import decode_artifact, read_artifact, save_artifact
+from ..encode.artifact import decode_artifact, read_artifact, save_artifact, torch_state
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
-from ..errors import NetpressError
+from ..errors import FormatError, NetpressError
 from ..io import save_weights
 from .common import JsonOpt, ModelOpt, WeightsOpt, emit_json, get_model, start
 
@@ -65,8 +65,13 @@ def register_commands(app: typer.Typer) -> None:
     ):
         """Decode an artifact into plain safetensors weights (loadable with --weights)."""
         start(json_out)
-        header, state = decode_artifact(read_artifact(artifact))
+        header, tensors = decode_artifact(read_artifact(artifact))
         spec = str(header["model"].get("spec"))
+        state = torch_state(header, tensors)
+        if state is None:
+            raise FormatError(f"{artifact} holds a graph whose tensors are not a torch state "
+                              "(a fused or weight-only quantized form): run it with `netpress "
+                              "run`, or unpack the weights netpress compress wrote beside it")
         save_weights(state, out, {"model": spec, "source": "netpress unpack"})
         rec = {"artifact": artifact, "out": out, "model": spec, "tensors": len(state),
                "params": sum(t.numel() for t in state.values())}

@@ -105,3 +105,37 @@ def test_steps_and_finetune_recover(digits):
     assert channel_counts(m) == {"1": 75, "3": 25, "5": 10}  # floor(n × 0.25) kept
     assert m[3].in_features == 75
     assert ctx.evaluate(m) > 0.8
+
+
+class _MobileBlock(torch.nn.Module):
+    """A user's MobileNet-style model: depthwise + pointwise convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        c = torch.nn.Conv2d
+        self.stem = torch.nn.Sequential(c(1, 16, 3, padding=1), torch.nn.ReLU())
+        self.dw = torch.nn.Sequential(c(16, 16, 3, padding=1, groups=16), torch.nn.ReLU())
+        self.pw = torch.nn.Sequential(c(16, 24, 1), torch.nn.ReLU())
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                        torch.nn.Linear(24, 10))
+
+    def forward(self, x):
+        return self.head(self.pw(self.dw(self.stem(x))))
+
+
+def test_depthwise_groups_survive_save_and_reload(digits, tmp_path):
+    from netpress.techniques.prune.resize import resize_to_state
+
+    torch.manual_seed(0)
+    m = _MobileBlock().eval()
+    structured_prune(m, StructuredPrune(0.5), Context(digits))
+    assert m.dw[0].groups == m.dw[0].in_channels == m.dw[0].out_channels < 16
+    path = save_weights(m, tmp_path / "mobile.safetensors", {STRUCTURED_KEY: STRUCTURED_VALUE})
+    from netpress.io import load_weights
+
+    fresh = resize_to_state(_MobileBlock().eval(), load_weights(path))
+    fresh.load_state_dict(load_weights(path))
+    x = digits.test[0][:4]
+    with torch.inference_mode():
+        assert fresh.dw[0].groups == m.dw[0].groups
+        assert torch.equal(fresh(x), m(x))

@@ -48,6 +48,9 @@ def resize_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Modu
         ...       "1.weight": torch.zeros(2, 3), "1.bias": torch.zeros(2)}
         >>> resize_to_state(m, st)[1].in_features
         3
+        >>> dw = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8))
+        >>> resize_to_state(dw, {"0.weight": torch.zeros(5, 1, 3, 3)})[0].groups
+        5
     """
     for prefix, m in model.named_modules():
         key = f"{prefix}." if prefix else ""
@@ -58,6 +61,8 @@ def resize_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Modu
             continue
         if isinstance(m, nn.modules.conv._ConvNd) and "weight" in shapes:
             w = shapes["weight"]
+            if m.groups > 1 and m.groups == m.in_channels:  # depthwise: one group a channel,
+                m.groups = w[0] // (m.out_channels // m.groups)  # so pruning removes groups
             m.out_channels, m.in_channels = w[0], w[1] * m.groups
         elif isinstance(m, nn.Linear) and "weight" in shapes:
             m.out_features, m.in_features = shapes["weight"]
