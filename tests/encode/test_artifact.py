@@ -32,16 +32,15 @@ def tiny() -> nn.Module:
 TINY_HEADER = (
     '{"format":"netpress-artifact","graph":{"initializers":["0.bias","0.weight"],"inputs":'
     '[{"dtype":"float32","name":"input","shape":["batch",6]}],"ir_version":8,"nodes":[{"attrs":'
-    '[["alpha","f",1.0],["beta","f",1.0],["transB","i",1]],"in":["input","0.weight","0.bias"],'
-    '"op":"Gemm","out":["output"]}],"opsets":{"":17},"outputs":[{"dtype":"float32","name":'
-    '"output","shape":["batch",4]}]},"metrics":{},"model":{"class":"Sequential","params":28,'
-    '"spec":"tiny"},"netpress_version":"VERSION","recipe":[],"streams":[{"crc32":371256599,'
-    '"length":16,"offset":0},{"crc32":1644384505,"length":8,"offset":16},{"crc32":2414145236,'
-    '"length":3,"offset":24},{"crc32":3848431282,"length":2,"offset":32}],"tensors":[{"dtype":'
-    '"float32","encoding":"raw","name":"0.bias","shape":[4],"stream":0},{"codebook":{"size":2,'
-    '"stream":1},"dtype":"float32","encoding":"shared","name":"0.weight","nonzero":7,'
-    '"positions":{"kind":"bitmap","stream":2},"shape":[4,6],"values":{"alphabet":2,"coder":'
-    '"huffman","stream":3,"symbols":7,"table_bytes":1}}],"torch":[["0.bias"],["0.weight"]]}'
+    '[["transB","i",1]],"in":["input","0.weight","0.bias"],"op":"Gemm","out":["output"]}],'
+    '"opsets":{"":17},"outputs":[{"dtype":"float32","name":"output","shape":["batch",4]}]},'
+    '"metrics":{},"model":{"class":"Sequential","params":28,"spec":"tiny"},'
+    '"netpress_version":"VERSION","recipe":[],"streams":[[16,371256599],[8,1644384505],'
+    '[3,2414145236],[2,3848431282]],"tensors":[{"dtype":"float32","encoding":"raw","name":'
+    '"0.bias","shape":[4],"stream":0},{"codebook":{"size":2,"stream":1},"dtype":"float32",'
+    '"encoding":"shared","name":"0.weight","nonzero":7,"positions":{"kind":"bitmap","stream":2},'
+    '"shape":[4,6],"values":{"alphabet":2,"coder":"huffman","stream":3,"symbols":7,'
+    '"table_bytes":1}}],"torch":"names"}'
 ).replace("VERSION", __version__)
 
 
@@ -56,6 +55,7 @@ def test_exact_header_and_streams_of_a_tiny_model():
     # values 1,0,0,1,0,1,0 written MSB-first: 1001010 + one pad bit = 0x94
     assert body == bytes.fromhex("0000003e000080bf0000000000000040" "000080be0000003f"
                                  "0992240000000000" "1194")
+    assert len(data) == 522
     header, state = decode_artifact(data)
     assert torch.equal(state["0.weight"], tiny()[0].weight.detach())
     assert torch.equal(state["0.bias"], tiny()[0].bias.detach())

@@ -8,12 +8,11 @@ from netpress.errors import FormatError
 
 # The worked example of docs/FORMAT.md: header {"a": 1}, streams b"xy" and b"z".
 EXAMPLE = bytes.fromhex(
-    "4e45545052455353030000005700000069000000018cd64878daab564a54b232d4512a2e294a4dcc2d56b28a"
-    "ae564a2e4a363652b2323231343132323535034ae7a4e6a5976400c57494f2d3d28a534b94ac0c6a75e04a0d"
-    "cd4ccd2dcd0c8ccdcc114a0d114a2d6a636b0132171e530078790000000000007a"
+    "4e45545052455353030000003900000031000000652d324b78daab564a54b232d4512a2e294a4dcc2d56b28a"
+    "8e36d2313231343132323535338cd58936d431343335b734333036338f8dad05004c1c0cd300000000000000"
+    "78790000000000007a"
 )
-EXAMPLE_TEXT = ('{"a":1,"streams":[{"crc32":2414225561,"length":2,"offset":0},'
-                '{"crc32":1657960367,"length":1,"offset":8}]}')
+EXAMPLE_TEXT = '{"a":1,"streams":[[2,2414225561],[1,1657960367]]}'
 
 
 def test_exact_bytes_of_the_spec_example():

@@ -193,8 +193,9 @@ def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None
         "graph": graph,
         "tensors": tensors,
     }
-    if torch_map is not None:
-        header["torch"] = torch_map
+    if torch_map is not None:  # every tensor its own state tensor under its name: say so once
+        plain = all(len(r) == 1 for r in torch_map) and len(torch_map) == len(tensors)
+        header["torch"] = "names" if plain else torch_map
     return pack_container(header, streams)
 
 
@@ -228,6 +229,8 @@ def decode_artifact(data: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
 def torch_state(header: dict, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
     """The torch state dict the file maps its tensors to, or None if it has none."""
     rows = header.get("torch")
+    if rows == "names":
+        rows = [[name] for name in tensors]
     if not isinstance(rows, list):
         return None
     state = {}

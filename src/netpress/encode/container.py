@@ -11,8 +11,9 @@ docs/FORMAT.md)::
     24  H  header: UTF-8 JSON, deflated with zlib (RFC 1950)
     ...    each stream, starting at the next multiple of 8 (zero padding before it)
 
-The header holds ``"streams": [{"offset", "length", "crc32"}, …]`` with offsets
-counted from the start of the data area (the first multiple of 8 after the header).
+The header holds ``"streams": [[length, crc32], …]``; stream *i* starts at the first
+multiple of 8 at or after the end of stream *i − 1* (stream 0 at the start of the data
+area, the first multiple of 8 after the header), so offsets need not be stored.
 The layout is canonical — streams in order, each at the first aligned offset after the
 previous one, the file ends where the last stream ends — so every byte of a file is
 checked by something: the magic, the version, a length, a CRC, or a zero padding rule.
@@ -50,10 +51,11 @@ def pack_container(header: dict, streams: list[bytes]) -> bytes:
         >>> data[:8], len(data) % 8 != 0
         (b'NETPRESS', True)
     """
-    table, offset = [], 0
+    table, offsets, offset = [], [], 0
     for s in streams:
         offset = _align(offset)
-        table.append({"offset": offset, "length": len(s), "crc32": zlib.crc32(s)})
+        table.append([len(s), zlib.crc32(s)])
+        offsets.append(offset)
         offset += len(s)
     head = dict(header, streams=table)
     text = json.dumps(head, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
@@ -61,17 +63,17 @@ def pack_container(header: dict, streams: list[bytes]) -> bytes:
     out = bytearray(PREFIX.pack(MAGIC, VERSION, len(stored), len(text), zlib.crc32(stored)))
     out += stored
     data_start = _align(len(out)) if streams else len(out)
-    for s, entry in zip(streams, table, strict=True):
-        out += b"\0" * (data_start + entry["offset"] - len(out))
+    for s, off in zip(streams, offsets, strict=True):
+        out += b"\0" * (data_start + off - len(out))
         out += s
     return bytes(out)
 
 
-def _int_field(entry: object, key: str) -> int:
-    v = entry.get(key) if isinstance(entry, dict) else None
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise FormatError(f"stream table field {key!r} is {v!r}; expected a non-negative integer")
-    return v
+def _entry(i: int, entry: object) -> tuple[int, int]:
+    if not isinstance(entry, list) or len(entry) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 40 for v in entry):
+        raise FormatError(f"stream table entry {i} is {entry!r:.60}; expected [length, crc32]")
+    return entry[0], entry[1]
 
 
 def read_header(data: bytes) -> tuple[dict, int]:
@@ -135,9 +137,8 @@ def unpack_container(data: bytes) -> tuple[dict, list[bytes]]:
         raise FormatError("nonzero bytes in the padding after the header")
     streams, expected = [], 0
     for i, entry in enumerate(table):
-        off, length, crc = (_int_field(entry, k) for k in ("offset", "length", "crc32"))
-        if off != _align(expected):
-            raise FormatError(f"stream {i} starts at {off}, expected {_align(expected)}")
+        length, crc = _entry(i, entry)
+        off = _align(expected)
         lo, hi = data_start + off, data_start + off + length
         if hi > len(data):
             raise FormatError(f"file is truncated: stream {i} ends at byte {hi}, "

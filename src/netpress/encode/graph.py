@@ -24,6 +24,9 @@ _ELEM = {v: k for k, v in {
     "float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7,
     "bool": 9, "float16": 10, "float64": 11, "uint32": 12, "uint64": 13}.items()}
 SMALL_TENSOR = 16  # a tensor attribute of at most this many elements stays inline
+# attributes whose value is the ONNX default are left out (the spec gives them)
+DEFAULTS = {"Gemm": {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0},
+            "Flatten": {"axis": 1}, "Conv": {"group": 1}, "LeakyRelu": {"alpha": 0.01}}
 
 
 def _value(v: onnx.ValueInfoProto) -> dict:
@@ -99,8 +102,11 @@ def graph_of(proto: onnx.ModelProto) -> tuple[dict, dict[str, np.ndarray]]:
             continue
         node = {"op": n.op_type, "in": [rename(i) for i in n.input],
                 "out": [rename(o) for o in n.output]}
-        if n.attribute:
-            node["attrs"] = [_attr(a) for a in n.attribute]
+        defaults = DEFAULTS.get(n.op_type, {}) if not n.domain else {}
+        attrs = [a for a in map(_attr, n.attribute)
+                 if not (a[0] in defaults and a[2] == defaults[a[0]])]
+        if attrs:
+            node["attrs"] = attrs
         if n.domain:
             node["domain"] = n.domain
         nodes.append(node)
