@@ -35,8 +35,8 @@ TINY_HEADER = (
     '[["transB","i",1]],"in":["input","0.weight","0.bias"],"op":"Gemm","out":["output"]}],'
     '"opsets":{"":17},"outputs":[{"dtype":"float32","name":"output","shape":["batch",4]}]},'
     '"metrics":{},"model":{"class":"Sequential","params":28,"spec":"tiny"},'
-    '"netpress_version":"VERSION","recipe":[],"streams":[[16,371256599],[8,1644384505],'
-    '[3,2414145236],[2,3848431282]],"tensors":[{"dtype":"float32","encoding":"raw","name":'
+    '"netpress_version":"VERSION","recipe":[],"streams":[[8,1856691902],[8,1644384505],'
+    '[3,2414145236],[2,3848431282]],"tensors":[{"dtype":"float32","encoding":"half","name":'
     '"0.bias","shape":[4],"stream":0},{"codebook":{"size":2,"stream":1},"dtype":"float32",'
     '"encoding":"shared","name":"0.weight","nonzero":7,"positions":{"kind":"bitmap","stream":2},'
     '"shape":[4,6],"values":{"alphabet":2,"coder":"huffman","stream":3,"symbols":7,'
@@ -50,12 +50,12 @@ def test_exact_header_and_streams_of_a_tiny_model():
     assert zlib.decompress(data[24:24 + stored]).decode() == TINY_HEADER
     start = -(-(24 + stored) // 8) * 8
     body = data[start:]
-    # the raw bias [0.125, -1, 0, 2]; codebook [-0.25, 0.5] as float32 LE; bitmap of the
+    # the bias [0.125, -1, 0, 2] as float16; codebook [-0.25, 0.5] as float32 LE; bitmap of the
     # 7 nonzeros (LSB first) + padding; Huffman table (lengths 1, 1) + padding, and the
     # values 1,0,0,1,0,1,0 written MSB-first: 1001010 + one pad bit = 0x94
-    assert body == bytes.fromhex("0000003e000080bf0000000000000040" "000080be0000003f"
+    assert body == bytes.fromhex("003000bc00000040" "000080be0000003f"
                                  "0992240000000000" "1194")
-    assert len(data) == 522
+    assert len(data) == 506
     header, state = decode_artifact(data)
     assert torch.equal(state["0.weight"], tiny()[0].weight.detach())
     assert torch.equal(state["0.bias"], tiny()[0].bias.detach())

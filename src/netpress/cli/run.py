@@ -54,6 +54,9 @@ def register_commands(app: typer.Typer) -> None:
         out: str = typer.Option(None, "--out", "-o", help="Write the output as a .npy file."),
         threads: int = typer.Option(2, "--threads", help="ONNX Runtime intra-op threads."),
         repeat: int = typer.Option(5, "--repeat", help="Timed runs (the median is shown)."),
+        exact: bool = typer.Option(False, "--exact",
+                                   help="4/8-bit layers in float32 (the torch model's outputs) "
+                                        "instead of ONNX Runtime's faster int8-activation kernels."),
         json_out: bool = JsonOpt,
     ):
         """Run an artifact with numpy and ONNX Runtime only (no torch, no model class)."""
@@ -61,7 +64,7 @@ def register_commands(app: typer.Typer) -> None:
         from ..runtime import load
 
         t0 = time.perf_counter()
-        model = load(artifact, threads=threads)
+        model = load(artifact, threads=threads, exact=exact)
         load_s = time.perf_counter() - t0
         if inputs:
             feed = dict(_read_input(s, model.input_names) for s in inputs)
@@ -83,7 +86,7 @@ def register_commands(app: typer.Typer) -> None:
             k: list(v.shape) for k, v in model.feeds(feed).items()},
             "output_shape": list(y.shape), "output_dtype": str(y.dtype),
             "output_head": np.asarray(y).reshape(-1)[:8].tolist(),
-            "load_seconds": load_s, "run_ms_p50": statistics.median(times), "threads": threads,
+            "load_seconds": load_s, "run_ms_p50": statistics.median(times), "threads": threads, "exact": exact,
             "trial_input": not inputs, **({"out": out} if out else {})}
         if y.ndim == 2 and y.shape[1] > 1:
             rec["argmax"] = np.argmax(y, axis=1)[:16].tolist()

@@ -4,6 +4,8 @@ Every array the file holds (a graph's initializers: weights, biases, quantized c
 shape constants) is stored as one of:
 
 - ``raw``: the elements in C order, little-endian;
+- ``half`` (float32): the elements as float16, when every one is exactly a float16 (the
+  fp16-rounded scales of a quantized weight): half the bytes, decoded exactly;
 - ``shared`` (float32): a weight with at most 256 distinct nonzero values (what
   ``WeightShare`` leaves after ``bake``) as its codebook (the sorted distinct nonzero
   values), its positions (none when every element is nonzero, else entropy-coded
@@ -213,8 +215,14 @@ def encode_array(name: str, arr: np.ndarray, streams: list[bytes], coder: Coder 
         book = np.unique(flat[nz])
         if book.size <= MAX_CODEBOOK and np.isfinite(book).all():
             shared = _shared(dict(entry), flat, nz, book, coder, index, trial)
-            if sum(map(len, trial)) < arr.nbytes:
+            if sum(map(len, trial)) < arr.nbytes // 2:
                 return _renumber(shared, len(streams), trial, streams)
+        half = arr.astype("<f2")
+        if np.array_equal(half.astype(np.float32), arr):  # exact in fp16 (e.g. fp16-rounded scales)
+            entry.update(encoding="half", stream=_add(streams, half.tobytes()))
+            return entry
+        if trial and sum(map(len, trial)) < arr.nbytes:
+            return _renumber(shared, len(streams), trial, streams)
     elif dtype in ("uint8", "int8") and arr.size >= 64:
         coded = _coded(dict(entry), arr, trial)
         if sum(map(len, trial)) < arr.nbytes:
@@ -283,6 +291,12 @@ def decode_array(entry: dict, streams: list[bytes], max_bytes: int) -> np.ndarra
         if dtype == np.bool_ and arr.size and arr.view(np.uint8).max() > 1:
             raise FormatError(f"bool tensor {entry.get('name')!r} holds a byte other than 0/1")
         return arr.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    if enc == "half" and dtype == np.float32:
+        data = _stream(entry, streams)
+        if len(data) != 2 * numel:
+            raise FormatError(f"half tensor {entry.get('name')!r} has {len(data)} bytes, "
+                              f"expected {2 * numel}")
+        return np.frombuffer(data, dtype="<f2").astype(np.float32).reshape(shape)
     if enc == "coded" and dtype in (np.uint8, np.int8):
         return _decode_coded(entry, streams, numel, dtype).reshape(shape)
     if enc != "shared" or dtype != np.float32:

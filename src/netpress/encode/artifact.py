@@ -218,8 +218,8 @@ def decode_artifact(data: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
     Example:
         >>> from netpress.zoo import build_model
         >>> header, tensors = decode_artifact(artifact_bytes(build_model("lenet5"), "lenet5"))
-        >>> header["model"]["spec"], len(header["torch"])
-        ('lenet5', 10)
+        >>> header["model"]["spec"], header["torch"], len(tensors)
+        ('lenet5', 'names', 10)
     """
     header, arrays = read_file(data)
     header["_data"] = data
@@ -267,7 +267,8 @@ class GraphModule(nn.Module):
     """An ``nn.Module`` that runs a ``.netpress`` file's graph in ONNX Runtime.
 
     Positional inputs feed the graph's inputs in order, keyword inputs by name; the
-    result is the graph's first output as a torch tensor. It holds no parameters and
+    result is the graph's first output as a torch tensor. Low-bit layers compute in
+    float32 (``exact``), so evaluations reproduce the compressed torch model. It holds no parameters and
     cannot be trained; ``netpress eval``, ``gate``, ``compare`` and the runtime use it.
 
     Example:
@@ -276,9 +277,9 @@ class GraphModule(nn.Module):
         torch.Size([1, 10])
     """
 
-    def __init__(self, data: bytes, threads: int | None = None):
+    def __init__(self, data: bytes, threads: int | None = None, exact: bool = True):
         super().__init__()
-        self.runtime = Model(data, threads or torch.get_num_threads())
+        self.runtime = Model(data, threads or torch.get_num_threads(), exact=exact)
         self.header = self.runtime.header
 
     def forward(self, *args, **kwargs) -> torch.Tensor:

@@ -73,7 +73,7 @@ def tensor_proto(name: str, arr: np.ndarray) -> bytes:
 
     Example:
         >>> tensor_proto("w", np.zeros(2, np.float32)).hex()
-        '0802100142017748080000000000000000'
+        '080210014201774a080000000000000000'
     """
     dtype = arr.dtype.name
     if dtype not in ONNX_DTYPES:
