@@ -77,8 +77,8 @@ def register(store: Store, run_dir: str | os.PathLike, name: str,
     """Log a finished run folder as a new version of ``name``; returns its summary.
 
     ``parent`` defaults to the current champion (none for the first version). The run
-    folder needs ``model.netpress`` and ``report.json`` (``netpress report DIR`` writes
-    the report and the model card).
+    folder needs ``model.netpress`` and ``report.json``; a missing model card is written
+    first (``netpress report DIR`` writes both).
 
     Example:
         >>> register(store, "runs/dc", "lenet")["version"]  # doctest: +SKIP
@@ -88,10 +88,10 @@ def register(store: Store, run_dir: str | os.PathLike, name: str,
 
     root = Path(run_dir)
     load_report(root)  # the gate input must be there before anything is logged
-    if not (root / "model_card.json").is_file():
-        from ..report.write import write_report
+    if not (root / "model_card.json").is_file():  # the report is kept as it is
+        from ..report.card import write_card
 
-        write_report(root)
+        write_card(root, data_dir)
     _ensure_model(store, name)
     parent = parent if parent is not None else _champion(store, name)
     lin = run_lineage(root, data_dir=data_dir, parent=parent)

@@ -284,3 +284,29 @@ def card_markdown(card: dict) -> str:
               "## Known limitations", ""]
     lines += [f"- {t}" for t in card["limitations"]]
     return "\n".join(lines) + "\n"
+
+
+def write_card(run_dir: str | os.PathLike, data_dir: str | None = None) -> dict[str, Path]:
+    """Write ``model_card.json`` and ``model_card.md`` into a run folder (atomically).
+
+    Example:
+        >>> write_card("runs/dc")["card_markdown"].name  # doctest: +SKIP
+        'model_card.md'
+    """
+    from .data import load_run
+
+    root = Path(run_dir)
+    return save_card(root, build_card(load_run(root), data_dir))
+
+
+def save_card(root: Path, card: dict) -> dict[str, Path]:
+    """Write ``card`` as ``model_card.json`` and ``model_card.md`` in ``root``."""
+    import json
+
+    from ..io import json_safe, write_bytes
+
+    paths = {"card_json": root / "model_card.json", "card_markdown": root / "model_card.md"}
+    write_bytes(paths["card_json"], (json.dumps(json_safe(card), indent=2, allow_nan=False)
+                                     + "\n").encode())
+    write_bytes(paths["card_markdown"], card_markdown(card).encode("utf-8"))
+    return paths

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..io import json_safe, write_bytes
 from .build import build_report
-from .card import build_card, card_markdown
+from .card import build_card, save_card
 from .data import load_run
 from .html import render_html
 from .markdown import render_markdown
@@ -36,12 +36,9 @@ def write_report(run_dir: str | os.PathLike, html: str | os.PathLike | None = No
     plots = make_plots(data)
     report["plots"] = list(plots)
     card = build_card(data)
-    card_paths = {"card_json": root / "model_card.json", "card_markdown": root / "model_card.md"}
+    card_paths = save_card(root, card)
     report["model_card"] = {k: str(v) for k, v in card_paths.items()}
     report["report_files"] = {k: str(v) for k, v in paths.items()}
-    write_bytes(card_paths["card_json"], (json.dumps(json_safe(card), indent=2, allow_nan=False)
-                                          + "\n").encode())
-    write_bytes(card_paths["card_markdown"], card_markdown(card).encode("utf-8"))
     write_bytes(paths["json"], (json.dumps(json_safe(report), indent=2, allow_nan=False)
                                 + "\n").encode())
     write_bytes(paths["html"], render_html(data, report, plots, card).encode("utf-8"))
