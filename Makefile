@@ -19,7 +19,7 @@ setup: $(STAMP) data text browser
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev,hf,openvino]'
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev,hf,openvino,mlflow,serve]'
 	touch $(STAMP)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package. When it cannot be

@@ -46,3 +46,23 @@ def test_missing_chromium_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("NETPRESS_CHROMIUM", str(tmp_path / "no-such-chromium"))
     with pytest.raises(NetpressError, match="apt-get install -y chromium"):
         rendered_dom(tmp_path / "x.html")
+
+
+@needs_chromium
+def test_model_card_is_shown_in_the_report(run_copy):
+    import hashlib
+    import json
+
+    paths = write_report(run_copy)
+    card = json.loads(paths["card_json"].read_text())
+    dom = rendered_dom(paths["html"])
+    assert "<h2>Model card</h2>" in dom
+    assert "energy per inference (estimate)" in dom and "W per busy core" in dom
+    sha = hashlib.sha256((run_copy / "model.netpress").read_bytes()).hexdigest()
+    assert card["lineage"]["artifact"]["sha256"] == sha and sha in dom
+    assert card["energy"]["compressed_mj"] > 0 and card["energy"]["estimate"] is True
+    rows = {r["metric"]: r for r in card["comparison"]}
+    assert rows["size on disk"]["compressed"] == (run_copy / "model.netpress").stat().st_size
+    assert "calibration error (ECE)" in rows and any(k.startswith("noise") for k in rows)
+    assert "Known limitations" in dom and card["limitations"]
+    assert paths["card_markdown"].read_text().startswith("# Model card: lenet-300-100")

@@ -21,9 +21,11 @@ from . import (
     gate,
     prune,
     quantize,
+    registry,
     report,
     run,
     search,
+    serve,
     shape,
 )
 
@@ -41,6 +43,8 @@ gate.register_commands(app)
 report.register_commands(app)
 search.register_commands(app)
 run.register_commands(app)
+registry.register_commands(app)
+serve.register_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from ..io import write_bytes, write_json
 from ..pipeline.recipe import load_recipe
 from ..pipeline.run_files import fresh_run_dir, histograms_file, sensitivity_file
 from ..pipeline.runner import run_recipe
+from ..pipeline.serving_files import write_serving_files
 from ..profile.record import measure
 from ..profile.table import summary_table
 from ..report.write import write_report
@@ -100,6 +101,9 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
                 f"--export {export} failed: {e}"]}
     write_json(folder / "record.json", rec)
     write_run_files(folder, net, loaded, ctx)
+    ui.info("writing baseline.netpress and the drift reference for serving")
+    rec["serving_files"] = write_serving_files(folder, net, model, run.artifact, task)
+    write_json(folder / "record.json", rec)
     rec["report"] = {k: str(v) for k, v in write_report(folder).items()}
     return rec, info
 

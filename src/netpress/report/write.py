@@ -1,4 +1,5 @@
-"""Write a run's report files: report.json, report.html and report.md (atomically)."""
+"""Write a run's report files: report.json, report.html, report.md and the model card
+(model_card.json, model_card.md), atomically."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from ..io import json_safe, write_bytes
 from .build import build_report
+from .card import build_card, save_card
 from .data import load_run
 from .html import render_html
 from .markdown import render_markdown
@@ -33,9 +35,12 @@ def write_report(run_dir: str | os.PathLike, html: str | os.PathLike | None = No
     report = build_report(data)
     plots = make_plots(data)
     report["plots"] = list(plots)
+    card = build_card(data)
+    card_paths = save_card(root, card)
+    report["model_card"] = {k: str(v) for k, v in card_paths.items()}
     report["report_files"] = {k: str(v) for k, v in paths.items()}
     write_bytes(paths["json"], (json.dumps(json_safe(report), indent=2, allow_nan=False)
                                 + "\n").encode())
-    write_bytes(paths["html"], render_html(data, report, plots).encode("utf-8"))
+    write_bytes(paths["html"], render_html(data, report, plots, card).encode("utf-8"))
     write_bytes(paths["markdown"], render_markdown(data, report, str(paths["html"])).encode("utf-8"))
-    return paths
+    return {**paths, **card_paths}

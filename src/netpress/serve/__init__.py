@@ -1,0 +1,1 @@
+"""Serve a .netpress artifact: micro-batching, metrics, shadow, drift, variant ladder."""
