@@ -86,7 +86,8 @@ def register_commands(app: typer.Typer) -> None:
             k: list(v.shape) for k, v in model.feeds(feed).items()},
             "output_shape": list(y.shape), "output_dtype": str(y.dtype),
             "output_head": np.asarray(y).reshape(-1)[:8].tolist(),
-            "load_seconds": load_s, "run_ms_p50": statistics.median(times), "threads": threads, "exact": exact,
+            "load_seconds": load_s, "run_ms_p50": statistics.median(times), "threads": threads,
+            "exact": exact,
             "trial_input": not inputs, **({"out": out} if out else {})}
         if y.ndim == 2 and y.shape[1] > 1:
             rec["argmax"] = np.argmax(y, axis=1)[:16].tolist()
