@@ -8,9 +8,10 @@ Example:
     300
 
 The public API is imported on first use, so ``import netpress.runtime`` (the torch-free
-runtime of ``.netpress`` files) never imports torch. Three API names are also names of
-subpackages (``evaluate``, ``profile``, ``train``): the attribute stays the function even
-after the subpackage is imported (``netpress.evaluate.metrics`` is still importable).
+runtime of ``.netpress`` files) never imports torch. Some API names are also names of
+submodules (``evaluate``, ``profile``, ``train``, ``bake``): the attribute stays the
+function even after the submodule is imported (``netpress.evaluate.metrics`` is still
+importable).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class _Package(types.ModuleType):
     """Keeps an API function bound when the subpackage of the same name is imported."""
 
     def __setattr__(self, name: str, value) -> None:
-        if name in _API and isinstance(value, types.ModuleType) and _API[name] == "api":
+        if name in _API and isinstance(value, types.ModuleType):
             return  # the subpackage stays in sys.modules; the attribute is the function
         super().__setattr__(name, value)
 

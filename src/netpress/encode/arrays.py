@@ -217,7 +217,8 @@ def encode_array(name: str, arr: np.ndarray, streams: list[bytes], coder: Coder 
             shared = _shared(dict(entry), flat, nz, book, coder, index, trial)
             if sum(map(len, trial)) < arr.nbytes // 2:
                 return _renumber(shared, len(streams), trial, streams)
-        half = arr.astype("<f2")
+        with np.errstate(over="ignore"):  # values beyond fp16's range are simply not exact
+            half = arr.astype("<f2")
         if np.array_equal(half.astype(np.float32), arr):  # exact in fp16 (e.g. fp16-rounded scales)
             entry.update(encoding="half", stream=_add(streams, half.tobytes()))
             return entry

@@ -9,8 +9,10 @@ otherwise). The graph form is
 - a weight-only 4/8-bit model (``WeightOnly``): ``MatMulNBits`` / ``GatherBlockQuantized``
   with netpress's own codes (``export.nbits``), fused for Hugging Face encoders;
 - a Hugging Face encoder otherwise: the fused fp32 graph (``export.fuse``);
+- a model with int8 weight fake-quantizers (``StaticInt8``, int8 QAT): the QDQ graph with
+  its weights folded to int8 (``export.onnx.fold_weight_quantizers``), per-channel scales;
 - any other model: the plain graph without constant folding, so every parameter is an
-  initializer under its state-dict name (a fake-quant model's weights as folded int8).
+  initializer under its state-dict name.
 
 When every tensor of the baked torch state is one of the graph's arrays (by name and
 value, or as its transpose), the header's ``torch`` list says which, and
@@ -115,11 +117,22 @@ def graph_proto(model: nn.Module, example: Inputs, fuse: bool = True):
     model = model.eval()
     if nbits_layers(model):
         return export_nbits_model(model, example, fuse=fuse)
+    if _int8_weights(model):  # fake-quant int8: QDQ with the weights folded to int8
+        return export_proto(model, example, fuse=False)
     from ..bake import bake
 
     baked = bake(copy.deepcopy(model)).eval()
     fuse = fuse and hf_config(baked) is not None
     return export_proto(baked, example, fuse=fuse, constant_folding=False)
+
+
+def _int8_weights(model: nn.Module) -> bool:
+    """Whether ``model`` carries 8-bit weight fake-quantizers (PTQ / int8 QAT)."""
+    from ..techniques.quantize.modules import WeightQuant
+
+    return any(isinstance(p, WeightQuant) and p.bits == 8 and p.kind == "int" and p.enabled
+               for m in model.modules() if hasattr(m, "parametrizations")
+               for plist in m.parametrizations.values() for p in plist)
 
 
 def _torch_map(state: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]):

@@ -49,7 +49,7 @@ def _tensor_row(t: dict, streams: list[bytes]) -> dict:
                    value_bytes=0, bytes=0, index_kind=f"{t['encoding']} as {t['of']}",
                    streams=[])
         return row
-    if t["encoding"] == "raw":
+    if t["encoding"] in ("raw", "half"):
         n = len(streams[t["stream"]])
         row.update(nonzero=numel, kept=1.0, raw_bytes=n, codebook_bytes=0, index_bytes=0,
                    value_bytes=0, bytes=n, index_kind="-", streams=[])
