@@ -197,7 +197,7 @@ def main() -> None:
 
             def bodies(**extra):
                 return [json.dumps({"inputs": x[i:i + 1].tolist(), **extra}).encode()
-                        for i in range(200)]
+                        for i in range(min(2000, len(x)))]
 
             def swap(answered: int) -> dict:
                 ok = promote(store, "bench", "2", max_acc_drop=1.0)[1]

@@ -169,22 +169,33 @@ def test_fuzz_mutations_give_only_format_errors():
     data = artifact_bytes(_shared_lenet(1), "lenet5-caffe", coder="auto")
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
+    from netpress.encode.container import unpack_container
+
+    head, streams = unpack_container(data)
+    head.pop("streams")
     outcomes = {"format_error": 0, "decoded": 0}
-    for i in range(300):
+    for i in range(400):
         bad = bytearray(data)
-        kind = i % 3
+        kind = i % 4
         if kind == 0:
             pos = int(rng.integers(len(bad)))
             bad[pos] = (bad[pos] + int(rng.integers(1, 256))) % 256
         elif kind == 1:
             bad = bad[:int(rng.integers(len(bad)))]
-        else:
+        elif kind == 2:
             pos = int(rng.integers(len(bad)))
             bad[pos:pos] = bytes(rng.integers(0, 256, int(rng.integers(1, 9))).astype(np.uint8))
+        else:  # checksums recomputed: a changed tensor entry reaches the decoders
+            h = json.loads(json.dumps(head))
+            t = h["tensors"][int(rng.integers(len(h["tensors"])))]
+            key = sorted(t)[int(rng.integers(len(t)))]
+            t[key] = [None, -1, 0, 1 << 40, "x", [], {"stream": 0}][int(rng.integers(7))]
+            bad = bytearray(pack_container(h, streams))
         try:
-            runtime.read_file(bytes(bad))
+            runtime.Model(bytes(bad), 1)
             outcomes["decoded"] += 1
         except FormatError:
             outcomes["format_error"] += 1
-    assert outcomes == {"format_error": 300, "decoded": 0}
+    assert outcomes["format_error"] + outcomes["decoded"] == 400  # nothing else was raised
+    assert outcomes["format_error"] >= 300
     assert time.perf_counter() - t0 < 60

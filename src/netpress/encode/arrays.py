@@ -110,7 +110,8 @@ def decode_stream(entry: dict, streams: list[bytes], max_symbols: int) -> np.nda
         >>> decode_stream(code_stream(np.array([2, 0, 2]), 3, "ans", s), s, 10).tolist()
         [2, 0, 2]
     """
-    if not isinstance(entry, dict) or entry.get("coder") not in CODERS:
+    coder = entry.get("coder") if isinstance(entry, dict) else None
+    if not isinstance(coder, str) or coder not in CODERS:
         raise FormatError(f"unknown stream coder in {entry!r}")
     data = _stream(entry, streams)
     n = _int(entry, "symbols", 0, max_symbols)
@@ -260,7 +261,8 @@ def declared_bytes(entry: dict) -> int:
         >>> declared_bytes({"shape": [3, 4], "dtype": "float32"})
         48
     """
-    if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or \
+            entry["dtype"] not in DTYPES:
         raise FormatError(f"unknown dtype {entry.get('dtype') if isinstance(entry, dict) else None!r}")
     return _shape(entry)[1] * np.dtype(entry["dtype"]).itemsize
 

@@ -77,6 +77,11 @@ def session_options(threads: int = 2, optimize: bool = True):
     return so
 
 
+def _named(v, table) -> bool:
+    """Whether ``v`` is a string key of ``table`` (a hostile header may put any JSON there)."""
+    return isinstance(v, str) and v in table
+
+
 def _strs(v, what: str) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
         raise FormatError(f"graph {what} is not a list of names")
@@ -85,7 +90,7 @@ def _strs(v, what: str) -> list[str]:
 
 def _check_value(v, what: str) -> None:
     if not isinstance(v, dict) or not isinstance(v.get("name"), str) or \
-            v.get("dtype") not in ONNX_DTYPES or not isinstance(v.get("shape"), list) or \
+            not _named(v.get("dtype"), ONNX_DTYPES) or not isinstance(v.get("shape"), list) or \
             not all((isinstance(d, int) and not isinstance(d, bool) and d >= 0)
                     or isinstance(d, str) for d in v["shape"]):
         raise FormatError(f"graph {what} {v!r} is not a typed value")
@@ -93,7 +98,7 @@ def _check_value(v, what: str) -> None:
 
 def _check_attr(a) -> None:
     if not isinstance(a, list) or len(a) != 3 or not isinstance(a[0], str) or \
-            a[1] not in ATTR_KINDS:
+            not _named(a[1], ATTR_KINDS):
         raise FormatError(f"graph attribute {a!r} is not [name, kind, value]")
     kind, v = a[1], a[2]
     num = (int, float)
@@ -108,7 +113,7 @@ def _check_attr(a) -> None:
         "strings": isinstance(v, list) and all(isinstance(x, str) for x in v),
     }.get(kind)
     if kind == "t":
-        ok = isinstance(v, dict) and v.get("dtype") in ONNX_DTYPES and \
+        ok = isinstance(v, dict) and _named(v.get("dtype"), ONNX_DTYPES) and \
             isinstance(v.get("dims"), list) and isinstance(v.get("data"), list) and \
             len(v["data"]) <= 64 and all(isinstance(d, int) and 0 <= d <= 64 for d in v["dims"])
         if ok:
@@ -181,7 +186,7 @@ def read_file(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     graph = check_graph(header.get("graph"))
     budget = allocation_bound(len(data))
     for entry in tensors:  # every declared size is checked before anything is decoded
-        if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
+        if not isinstance(entry, dict) or not _named(entry.get("dtype"), DTYPES):
             raise FormatError(f"bad tensor entry {entry!r:.80}")
         budget -= declared_bytes(entry)
     if budget < 0:
