@@ -77,10 +77,12 @@ def write_version(folder: Path, data: bytes, base_data: bytes, split, base_acc: 
 
 
 def client(host: str, port: int, bodies: list[bytes], stop: threading.Event, out: list,
-           limit: int) -> None:
-    """Send requests on one keep-alive connection until ``stop`` or ``limit`` answers."""
+           limit: int, start: int = 0) -> None:
+    """Send requests on one keep-alive connection until ``stop`` or ``limit`` answers,
+    cycling through ``bodies`` from ``start`` (clients start apart, so the server's drift
+    window sees the test set's variety, not a few images repeated in lockstep)."""
     conn = http.client.HTTPConnection(host, port, timeout=30)
-    i = 0
+    i = start
     while not stop.is_set() and len(out) < limit:
         body = bodies[i % len(bodies)]
         i += 1
@@ -114,8 +116,9 @@ def phase(name: str, port: int, bodies: list[bytes], n: int, seconds: float, cli
     """One bounded phase of traffic; ``on_progress(answers)`` runs once a third is answered."""
     out: list = []
     stop = threading.Event()
-    threads = [threading.Thread(target=client, args=("127.0.0.1", port, bodies, stop, out, n))
-               for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=("127.0.0.1", port, bodies, stop, out, n,
+                                                     k * len(bodies) // clients))
+               for k in range(clients)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
