@@ -29,7 +29,12 @@ import constriction
 import numpy as np
 
 from ..errors import FormatError
-from ..runtime.ans_decode import count_level, level_value, unpack_counts  # noqa: F401
+from ..runtime.ans_decode import (  # noqa: F401 - unpack_counts is re-exported
+    count_level,
+    level_value,
+    stream_counts,
+    unpack_counts,
+)
 
 _MAX_M = 15  # 4 bits
 _MAX_G = 3  # 2 bits
@@ -126,16 +131,9 @@ def ans_decode(table: bytes, payload: bytes, n: int, alphabet: int) -> np.ndarra
         >>> ans_decode(t, p, 3, 3).tolist()
         [2, 0, 2]
     """
-    if n == 0:
-        if table or payload:
-            raise FormatError("an empty ANS stream has table or payload bytes")
+    counts = stream_counts(table, payload, n, alphabet)
+    if counts is None:
         return np.zeros(0, dtype=np.int64)
-    counts = unpack_counts(table, alphabet)
-    present = int(np.count_nonzero(counts))
-    if not 1 <= present <= n:
-        raise FormatError(f"ANS table has {present} symbols present in a stream of {n}")
-    if len(payload) % 4:
-        raise FormatError("ANS payload is not a whole number of 32-bit words")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     try:
         coder = constriction.stream.stack.AnsCoder(words)

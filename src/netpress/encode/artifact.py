@@ -39,7 +39,7 @@ from torch import nn
 from ..batches import Inputs
 from ..errors import FormatError, ModelError
 from ..io import load_into, write_bytes
-from ..runtime.model import FORMAT_NAME, Model, read_file
+from ..runtime.model import FORMAT_NAME, Model, read_bytes, read_file
 from ..techniques.edits import rebuild, structure_of
 from ..version import __version__
 from ..zoo import ZOO, build_model
@@ -345,19 +345,9 @@ def model_from_artifact(header: dict, tensors: dict[str, torch.Tensor]) -> nn.Mo
 
 
 def read_artifact(path: str | os.PathLike) -> bytes:
-    """The bytes of an artifact file, with a clear error if it is missing.
-
-    Example:
-        >>> read_artifact("missing.netpress")
-        Traceback (most recent call last):
-        ...
-        netpress.errors.FormatError: artifact not found: missing.netpress; ...
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"artifact not found: {path}; write one with `netpress compress` "
-                          "or `netpress pack`")
-    return path.read_bytes()
+    """The bytes of an artifact file (``runtime.model.read_bytes``: a clear error if it is
+    missing)."""
+    return read_bytes(path)
 
 
 def load_artifact(path: str | os.PathLike) -> tuple[nn.Module, dict]:

@@ -143,6 +143,27 @@ def quantized_frequencies(counts: np.ndarray) -> np.ndarray:
     return np.diff(np.array(_left_cumulatives(counts), dtype=np.int64))
 
 
+def stream_counts(table: bytes, payload: bytes, n: int, alphabet: int) -> np.ndarray | None:
+    """The checks every ANS decoder makes before decoding: the table's counts, or None for
+    an empty stream (``n`` = 0, no table and no payload).
+
+    Example:
+        >>> stream_counts(b"", b"", 0, 4) is None
+        True
+    """
+    if n == 0:
+        if table or payload:
+            raise ANSFormatError("an empty ANS stream has table or payload bytes")
+        return None
+    counts = unpack_counts(table, alphabet)
+    present = int(np.count_nonzero(counts))
+    if not 1 <= present <= n:
+        raise ANSFormatError(f"ANS table has {present} symbols present in a stream of {n}")
+    if len(payload) % 4:
+        raise ANSFormatError("ANS payload is not a whole number of 32-bit words")
+    return counts
+
+
 def ans_decode_np(table: bytes, payload: bytes, n: int, alphabet: int) -> np.ndarray:
     """Decode ``n`` symbols (int64) from ``netpress.encode.ans.ans_encode`` output,
     exactly as ``netpress.encode.ans.ans_decode`` does, without ``constriction``.
@@ -151,16 +172,9 @@ def ans_decode_np(table: bytes, payload: bytes, n: int, alphabet: int) -> np.nda
         >>> ans_decode_np(bytes.fromhex('0194'), bytes.fromhex('00000003'), 4, 2).tolist()
         [0, 1, 1, 1]
     """
-    if n == 0:
-        if table or payload:
-            raise ANSFormatError("an empty ANS stream has table or payload bytes")
+    counts = stream_counts(table, payload, n, alphabet)
+    if counts is None:
         return np.zeros(0, dtype=np.int64)
-    counts = unpack_counts(table, alphabet)
-    present = int(np.count_nonzero(counts))
-    if not 1 <= present <= n:
-        raise ANSFormatError(f"ANS table has {present} symbols present in a stream of {n}")
-    if len(payload) % 4:
-        raise ANSFormatError("ANS payload is not a whole number of 32-bit words")
     words = np.frombuffer(payload, dtype="<u4").tolist()
     if words and words[-1] == 0:
         raise ANSFormatError("ANS payload cannot be decoded (it ends in a zero word)")

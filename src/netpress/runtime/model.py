@@ -327,8 +327,20 @@ def load(path: str | os.PathLike, threads: int = 2, exact: bool = False) -> Mode
         ...
         netpress.errors.FormatError: artifact not found: missing.netpress; ...
     """
+    return Model(read_bytes(path), threads, exact)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of an artifact file, with a clear error if it is missing.
+
+    Example:
+        >>> read_bytes("missing.netpress")
+        Traceback (most recent call last):
+        ...
+        netpress.errors.FormatError: artifact not found: missing.netpress; ...
+    """
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"artifact not found: {path}; write one with `netpress compress` "
                           "or `netpress pack`")
-    return Model(path.read_bytes(), threads, exact)
+    return path.read_bytes()
