@@ -58,6 +58,12 @@ def resolve_form(model: nn.Module, form: str) -> str:
     """
     if form not in FORMS:
         raise ConfigError(f"unknown form {form!r}; use one of {', '.join(FORMS)}")
+    if type(model).__name__ == "GraphModule":  # a .netpress file whose graph is its model
+        raise ConfigError("this .netpress file holds its model as a graph (a fused or "
+                          "weight-only quantized form, or a model netpress does not build): it "
+                          "is already deployable — run it with `netpress run` or "
+                          "netpress.runtime; to export another form, use the weights in its "
+                          "run folder (--model/--weights)")
     quantized = bool(nbits_layers(model))
     if form == "auto":
         return "nbits" if quantized else "fp32"
