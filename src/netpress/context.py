@@ -77,8 +77,16 @@ class Context:
         on_step=None,
         params=None,
         description: str = "fine-tune",
+        patience: int = 0,
+        min_epochs: int = 0,
+        stop_at: float | None = None,
     ) -> TrainResult:
-        """Fine-tune ``model`` in place with the shared loop; the task's loss by default."""
+        """Fine-tune ``model`` in place with the shared loop; the task's loss by default.
+
+        With ``patience`` > 0, ``epochs`` is a cap and training stops early on the
+        validation score, the best epoch's weights kept (see ``netpress.train.fit``)."""
         return fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed,
                    loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
-                   threads=self.threads, description=description)
+                   threads=self.threads, description=description,
+                   val_fn=self.evaluate if patience > 0 else None, patience=patience,
+                   min_epochs=min_epochs, stop_at=stop_at)
