@@ -23,6 +23,7 @@ from .common import (
     SeedOpt,
     ThreadsOpt,
     WeightsOpt,
+    baseline_weights,
     emit_json,
     get_model,
     get_task,
@@ -117,52 +118,82 @@ def register_commands(app: typer.Typer) -> None:
                                      "layer's Σs² (0 < e ≤ 1)."),
         params_ratio: float = typer.Option(None, "--params-ratio", help="Whole-model parameter "
                                            "budget as a fraction of the original's."),
-        sensitivity: float = typer.Option(None, "--max-drop-pp", help="Per-layer ranks from a "
+        max_drop_pp: float = typer.Option(None, "--max-drop-pp", help="Whole-model budget: "
+                                          "the smallest parameter ratio whose recovered val "
+                                          "accuracy is within this many pp of the original."),
+        sensitivity: float = typer.Option(None, "--layer-drop-pp", help="Per-layer ranks from a "
                                           "sensitivity sweep: allowed val drop per layer, pp."),
         conv: str = typer.Option("tucker2", "--conv", help="Conv2d factorization: tucker2, cp "
                                  "or skip."),
         ignore: list[str] = typer.Option(None, "--ignore", help="Layer name to leave dense "
                                          "(repeatable)."),
-        finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs "
-                                            "after factorization."),
-        lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning learning rate."),
+        finetune_epochs: int = typer.Option(None, "--finetune-epochs", help="Fixed fine-tuning "
+                                            "epochs (default: recover until validation stops "
+                                            "improving, at most 20; 0 = none)."),
+        lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate (default 5e-4)."),
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
-        out: str = typer.Option(..., "--out", "-o", help="Where to write the factorized model "
-                                "(.safetensors)."),
+        out: str = typer.Option(None, "--out", "-o", help="Where to write the factorized model "
+                                "(.safetensors); without it the file is measured in a "
+                                "temporary folder and not kept."),
         json_out: bool = JsonOpt,
     ):
-        """Factorize Linear (SVD) and Conv2d (Tucker-2/CP) layers; print the record vs the original."""
+        """Factorize Linear (SVD) and Conv2d (Tucker-2/CP) layers, recover, and print the
+        record vs the original; --max-drop-pp finds the smallest model within a budget."""
         import copy
+        import tempfile
+        from pathlib import Path
 
+        from ..recovery import RECOVERY, recover
         from ..techniques.edits import save_edited
         from ..techniques.lowrank import LowRank, factorize, plan_ranks
+        from ..techniques.lowrank.budget import lowrank_to_budget
 
         start(json_out)
-        chosen = [x is not None for x in (energy, params_ratio, sensitivity)]
+        chosen = [x is not None for x in (energy, params_ratio, sensitivity, max_drop_pp)]
         if sum(chosen) != 1:
-            raise NetpressError("give exactly one of --energy, --params-ratio or --max-drop-pp")
+            raise NetpressError("give exactly one of --energy, --params-ratio, --layer-drop-pp "
+                                "or --max-drop-pp")
         if conv not in ("tucker2", "cp", "skip"):
             raise NetpressError(f"--conv must be tucker2, cp or skip, not {conv!r}")
-        rank_by = ("energy", "params", "sensitivity")[chosen.index(True)]
+        rank_by = ("energy", "params", "sensitivity", "params")[chosen.index(True)]
+        settings = RECOVERY["lowrank"].with_(lr, finetune_epochs)
         cfg = LowRank(rank_by=rank_by, energy=energy or 0.9, params_ratio=params_ratio or 0.3,
                       max_drop_pp=sensitivity if sensitivity is not None else 0.5, conv=conv,
-                      finetune_epochs=finetune_epochs, lr=lr,
+                      finetune_epochs=0, lr=settings.lr,
                       targets=Targets(ignore=_pairs(ignore)))
-        dense = get_model(model, weights)
+        dense = get_model(model, baseline_weights(model, weights, data, data_dir, seed))
         split = get_task(model, dense, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
-        plan = plan_ranks(dense, cfg, ctx)
-        if not plan:
-            raise NetpressError("no layer gets smaller at these settings; lower --energy or "
-                                "--params-ratio")
-        net = factorize(copy.deepcopy(dense), plan)
-        if finetune_epochs:
-            ctx.finetune(net, finetune_epochs, lr=lr, description="fine-tune low-rank")
-        save_edited(net, out, model, {"seed": str(seed)})
+        extra: dict = {}
+        if max_drop_pp is not None:
+            res = lowrank_to_budget(dense, ctx, max_drop_pp, cfg, settings=settings,
+                                    progress=ui.info)
+            if res.model is None:
+                raise NetpressError(f"no parameter ratio down to 0.5 kept validation within "
+                                    f"{max_drop_pp} pp; allow a larger --max-drop-pp or use "
+                                    "--params-ratio/--energy")
+            net, plan = res.model, res.plan
+            extra["budget"] = res.as_dict()
+        else:
+            plan = plan_ranks(dense, cfg, ctx)
+            if not plan:
+                raise NetpressError("no layer gets smaller at these settings; lower --energy or "
+                                    "--params-ratio")
+            net = factorize(copy.deepcopy(dense), plan)
+            if settings.max_epochs:
+                run = recover(net, ctx, settings, teacher=dense, description="low-rank: recover")
+                extra["recovery"] = {"epochs": len(run.losses), "best_epoch": run.best_epoch,
+                                     "lr": settings.lr, "stopped": run.stopped}
+        tmp = tempfile.TemporaryDirectory(prefix="netpress-lowrank-") if out is None else None
+        path = out or str(Path(tmp.name) / "lowrank.safetensors")
+        save_edited(net, path, model, {"seed": str(seed)})
+        size = file_size(path)
+        if tmp is not None:
+            tmp.cleanup()
         rec = api.profile(net, split, name=f"{model} low-rank", baseline=dense,
-                          size_bytes=file_size(out), threads=threads, progress=ui.info)
-        rec.update({"plan": plan, "out": out, "config": cfg.to_dict()})
+                          size_bytes=size, threads=threads, progress=ui.info)
+        rec.update({"plan": plan, "out": out, "config": cfg.to_dict(), **extra})
         _show(rec, json_out)
