@@ -66,7 +66,12 @@ RECOVERY: dict[str, Recovery] = {
     # the short recoveries between the budget search's sparsity steps
     "prune-step": Recovery(lr=1e-3, max_epochs=6, patience=2, self_distill=0.7,
                            temperature=2.0),
-    "lowrank": Recovery(lr=5e-4, max_epochs=20, patience=3, self_distill=0.5, temperature=2.0),
+    # the final recovery of the rung the budget search keeps
+    "prune-final": Recovery(lr=3e-4, max_epochs=8, patience=2, self_distill=0.7,
+                            temperature=2.0),
+    # low-rank: a short cosine that decays fully (5 epochs at 5e-4: −0.11 pp, BENCHMARKS.md);
+    # a 20-epoch cap with patience 3 stopped at epoch 9, lr still high: −0.59 pp
+    "lowrank": Recovery(lr=5e-4, max_epochs=10, patience=3),
     "cluster": Recovery(lr=1e-4, max_epochs=10, patience=2),
     "finetune": Recovery(lr=1e-4, max_epochs=10, patience=2),
 }

@@ -60,6 +60,8 @@ def test_budget_finds_a_sparsity_within_it(capsys):
     assert rec["weight_sparsity"] == pytest.approx(kept[-1]["sparsity"], abs=1e-4)
     assert rec["weight_sparsity"] >= 0.9
     assert kept[-1]["val_score"] >= b["baseline_val_score"] - 0.01
+    # the kept rung's final recovery never leaves it worse on validation
+    assert b["final"]["epochs"] >= 1 and b["final"]["val_after"] >= b["final"]["val_before"]
 
 
 def test_target_and_budget_together_is_an_error(capsys):
@@ -74,7 +76,7 @@ def test_lowrank_recovers_by_default(capsys):
     assert code == 0, err
     rec = json.loads(stdout)
     r = rec["recovery"]
-    assert r["lr"] == 5e-4 and 1 <= r["best_epoch"] <= r["epochs"] <= 20
+    assert r["lr"] == 5e-4 and 1 <= r["best_epoch"] <= r["epochs"] <= 10
     assert rec["params"] <= 0.3 * 266_610 and rec["out"] is None
 
 
@@ -88,3 +90,41 @@ def test_quantize_gptq_reports_the_method_kept(capsys):
     assert w["kept"] in ("gptq", "rtn") and w[f"{w['kept']}_val"] == max(w["gptq_val"],
                                                                            w["rtn_val"])
     assert rec["chosen_form"] == f"torch-w4-{w['kept']}"
+
+
+def test_lowrank_budget_keeps_the_smallest_ratio_within_it(capsys):
+    code, stdout, err = run(capsys, "lowrank", "--model", "lenet-300-100", "--data", "digits",
+                            "--max-drop-pp", "2.0", "--json")
+    assert code == 0, err
+    rec = json.loads(stdout)
+    b = rec["budget"]
+    kept = [s for s in b["steps"] if s["within_budget"]]
+    assert kept and b["chosen_params_ratio"] == kept[-1]["params_ratio"]
+    assert all(s["within_budget"] for s in b["steps"][:-1])  # it stops at the first miss
+    assert rec["params"] <= b["chosen_params_ratio"] * 266_610
+    assert kept[-1]["val_score"] >= b["baseline_val_score"] - 0.02
+
+
+def test_quantize_budget_builds_the_fewest_bits_within_it(capsys):
+    code, stdout, err = run(capsys, "quantize", "--model", "lenet-300-100", "--data", "digits",
+                            "--max-drop-pp", "1.0", "--group-size", "32", "--rounds", "1",
+                            "--backend", "torch", "--json")
+    assert code == 0, err
+    rec = json.loads(stdout)
+    b = rec["budget"]
+    assert [s["within_budget"] for s in b["steps"]] == [False] * (len(b["steps"]) - 1) + [True]
+    assert rec["scheme"] == f"w{b['bits']}-{b['method']}" and rec["weight_bits"]
+    assert b["steps"][-1]["val_score"] >= b["baseline_val_score"] - 0.01
+
+
+def test_distill_budget_keeps_the_narrowest_student_within_it(capsys):
+    code, stdout, err = run(capsys, "distill", "--teacher", "lenet-300-100", "--data", "digits",
+                            "--max-drop-pp", "3.0", "--json")
+    assert code == 0, err
+    rec = json.loads(stdout)
+    b = rec["budget"]
+    kept = [s for s in b["steps"] if s["within_budget"]]
+    assert kept and b["chosen_width"] == kept[-1]["width"]
+    assert all(s["within_budget"] for s in b["steps"][:-1])
+    assert rec["params"] == kept[-1]["params"] < 266_610
+    assert kept[-1]["val_score"] >= b["baseline_val_score"] - 0.03

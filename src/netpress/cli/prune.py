@@ -238,7 +238,8 @@ def register_commands(app: typer.Typer) -> None:
                             metadata={"model": model, "seed": str(seed),
                                       "config": type(cfg).__name__ if cfg else "budget"},
                             targets=targets, threads=threads, progress=ui.info)
-        rec.update(extra, method=method, config=cfg.to_dict() if cfg else None)
+        rec.update(extra, method=method, config=cfg.to_dict() if cfg else None,
+                   training=ctx.history)
         if json_out:
             emit_json(rec)
             return

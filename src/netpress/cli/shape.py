@@ -73,40 +73,73 @@ def register_commands(app: typer.Typer) -> None:
                                        "teacher_layer' (repeatable)."),
         attention: list[str] = typer.Option(None, "--attention", help="Attention transfer "
                                             "'student_layer=teacher_layer' (repeatable)."),
-        epochs: int = typer.Option(10, "--epochs", help="Training epochs of the student."),
+        epochs: int = typer.Option(None, "--epochs", help="Fixed training epochs of the student "
+                                   "(default: until validation stops improving, at most 30)."),
         lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (cosine schedule)."),
+        max_drop_pp: float = typer.Option(None, "--max-drop-pp", help="Budget instead of "
+                                          "--width: the narrowest student (width 0.75, 0.5, "
+                                          "0.35, 0.25, 0.15, 0.1) whose val accuracy is "
+                                          "within this many pp of the teacher's."),
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
-        out: str = typer.Option(..., "--out", "-o", help="Where to write the student "
-                                "(.safetensors)."),
+        out: str = typer.Option(None, "--out", "-o", help="Where to write the student "
+                                "(.safetensors); without it the file is measured in a "
+                                "temporary folder and not kept."),
         json_out: bool = JsonOpt,
     ):
         """Distil a teacher into a smaller student; print the student's record vs the teacher."""
+        import dataclasses
+        import tempfile
+        from pathlib import Path
+
         from ..techniques.distill import Distill, build_student, distill_into
         from ..techniques.edits import save_edited
 
         start(json_out)
         if prune_ratio and width == 0.5:
             width = 1.0  # --width's default does not apply to a pruned student
+        auto = epochs is None
         cfg = Distill(student=student or "", width=width, drop=_pairs(drop), prune_ratio=prune_ratio,
                       temperature=temperature, alpha=alpha, hints=_pairs(hint),
-                      attention=_pairs(attention), epochs=epochs, lr=lr, drop_count=drop_count)
-        t = get_model(teacher, teacher_weights)
+                      attention=_pairs(attention), epochs=30 if auto else epochs, lr=lr,
+                      drop_count=drop_count, patience=3 if auto else 0)
+        t = get_model(teacher, baseline_weights(teacher, teacher_weights, data, data_dir, seed))
         split = get_task(teacher, t, data, data_dir, seed)
         ctx = Context(split, seed=seed, threads=threads)
-        s = build_student(t, cfg, ctx.example_inputs(2), seed=seed, ctx=ctx)
-        ui.info(f"student: {sum(p.numel() for p in s.parameters()):,} parameters; "
-                f"teacher: {sum(p.numel() for p in t.parameters()):,}")
-        result = distill_into(s, t, cfg, ctx)
-        save_edited(s, out, student or teacher, {"teacher": teacher, "seed": str(seed),
-                                                 "epochs": str(epochs)})
+        extra: dict = {}
+        if max_drop_pp is not None:
+            from ..techniques.distill.budget import distill_to_budget
+
+            if student or prune_ratio or not auto:
+                raise NetpressError("--max-drop-pp chooses the width itself: leave out "
+                                    "--student, --prune-ratio and --epochs")
+            res = distill_to_budget(t, ctx, max_drop_pp, cfg, progress=ui.info)
+            if res.student is None:
+                raise NetpressError(f"no student down from width 0.75 kept validation within "
+                                    f"{max_drop_pp} pp; allow a larger --max-drop-pp")
+            s, extra["budget"] = res.student, res.as_dict()
+            cfg, result = dataclasses.replace(cfg, width=res.width), None
+        else:
+            s = build_student(t, cfg, ctx.example_inputs(2), seed=seed, ctx=ctx)
+            ui.info(f"student: {sum(p.numel() for p in s.parameters()):,} parameters; "
+                    f"teacher: {sum(p.numel() for p in t.parameters()):,}")
+            result = distill_into(s, t, cfg, ctx)
+            extra["best_epoch"] = result.best_epoch
+        tmp = tempfile.TemporaryDirectory(prefix="netpress-distill-") if out is None else None
+        path = out or str(Path(tmp.name) / "student.safetensors")
+        save_edited(s, path, student or teacher, {"teacher": teacher, "seed": str(seed),
+                                                  "epochs": str(cfg.epochs)})
+        size = file_size(path)
+        if tmp is not None:
+            tmp.cleanup()
         rec = api.profile(s, split, name=f"{student or teacher} (student)", baseline=t,
-                          size_bytes=file_size(out), threads=threads, progress=ui.info)
-        rec.update({"teacher": teacher, "out": out, "epochs": epochs,
-                    "final_loss": result.losses[-1] if result.losses else None,
-                    "config": cfg.to_dict()})
+                          size_bytes=size, threads=threads, progress=ui.info)
+        rec.update({"teacher": teacher, "out": out,
+                    "epochs": len(result.losses) if result else extra["budget"]["epochs"],
+                    "final_loss": result.losses[-1] if result and result.losses else None,
+                    "config": cfg.to_dict(), **extra, "training": ctx.history})
         _show(rec, json_out)
 
     @app.command()
@@ -129,7 +162,7 @@ def register_commands(app: typer.Typer) -> None:
                                          "(repeatable)."),
         finetune_epochs: int = typer.Option(None, "--finetune-epochs", help="Fixed fine-tuning "
                                             "epochs (default: recover until validation stops "
-                                            "improving, at most 20; 0 = none)."),
+                                            "improving, at most 10; 0 = none)."),
         lr: float = typer.Option(None, "--lr", help="Fine-tuning learning rate (default 5e-4)."),
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
@@ -195,5 +228,6 @@ def register_commands(app: typer.Typer) -> None:
             tmp.cleanup()
         rec = api.profile(net, split, name=f"{model} low-rank", baseline=dense,
                           size_bytes=size, threads=threads, progress=ui.info)
-        rec.update({"plan": plan, "out": out, "config": cfg.to_dict(), **extra})
+        rec.update({"plan": plan, "out": out, "config": cfg.to_dict(), **extra,
+                    "training": ctx.history})
         _show(rec, json_out)

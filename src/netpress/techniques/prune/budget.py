@@ -5,9 +5,11 @@ masks rise to the rung's sparsity along the AGP curve over ``ramp_epochs``, then
 recovers (self-distilled from the unpruned model) until its validation score is back within
 the budget or stops improving. A rung that ends within the budget is kept and the climb goes
 on from it; the first rung that cannot be recovered ends the search, and the weights of the
-last kept rung are put back. Easy rungs cost one epoch each, so the whole search costs about
-what one long gradual schedule does. Choices are made on validation only; the command
-reports test.
+last kept rung are put back. A rung stops as soon as it is back within the budget, so
+its model sits just inside it; the kept rung then gets a final recovery at a lower rate
+(``final``, early-stopped, best epoch kept). Easy rungs cost one epoch each, so the whole
+search costs about what one long gradual schedule does. Choices are made on validation
+only; the command reports test.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .masking import overall_sparsity
 from .masks import agp_sparsity
 from .schedule import self_distill_loss
 
-LADDER = (0.5, 0.7, 0.8, 0.85, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
+LADDER = (0.5, 0.8, 0.9, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
 
 
 @dataclass
@@ -37,12 +39,14 @@ class BudgetResult:
     max_drop_pp: float
     sparsity: float = 0.0  # the rung kept
     steps: list[dict] = field(default_factory=list)
+    final: dict | None = None  # the final recovery of the kept rung: epochs, val before/after
 
     def as_dict(self) -> dict:
         """Plain values for the JSON record."""
         return {"baseline_val_score": self.baseline_score, "max_drop_pp": self.max_drop_pp,
-                "chosen_sparsity": self.sparsity, "steps": self.steps,
-                "epochs": sum(s["epochs"] for s in self.steps)}
+                "chosen_sparsity": self.sparsity, "steps": self.steps, "final": self.final,
+                "epochs": sum(s["epochs"] for s in self.steps)
+                + (self.final["epochs"] if self.final else 0)}
 
 
 def prune_to_budget(
@@ -51,6 +55,7 @@ def prune_to_budget(
     max_drop_pp: float,
     ladder: tuple[float, ...] = LADDER,
     settings: Recovery = RECOVERY["prune-step"],
+    final: Recovery | None = RECOVERY["prune-final"],
     ramp_epochs: int = 1,
     scope: Scope = "global",
     targets: Targets = Targets(),
@@ -108,5 +113,17 @@ def prune_to_budget(
         result.sparsity = s
         kept = copy.deepcopy(model.state_dict())
     model.load_state_dict(kept)
+    if final is not None and result.sparsity > 0:
+        final.validate()
+        before = ctx.evaluate(model)
+        run = ctx.finetune(model, final.max_epochs, lr=final.lr, loss_fn=loss_fn,
+                           description="prune: final recovery", patience=max(1, final.patience))
+        after = ctx.evaluate(model)
+        if after < before:  # no epoch of it beat the rung as kept: keep the rung
+            model.load_state_dict(kept)
+        result.final = {"epochs": len(run.losses), "val_before": before,
+                        "val_after": max(before, after), "kept": after >= before}
+        say(f"final recovery: val {before * 100:.2f} → {after * 100:.2f} after "
+            f"{len(run.losses)} epochs")
     result.sparsity = overall_sparsity(model, targets)
     return result
