@@ -15,8 +15,7 @@ from torch import nn
 
 from ...context import Context
 from ...errors import ConfigError
-from .distill import Distill, distill_into
-from .students import build_student
+from .distill import Distill, build_student, distill_into
 
 LADDER = (0.75, 0.5, 0.35, 0.25, 0.15, 0.1)
 
