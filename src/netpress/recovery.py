@@ -83,10 +83,10 @@ def hold_zeros(model: nn.Module, targets: Targets = Targets()) -> list[nn.Module
 
     Example:
         >>> import torch
-        >>> lin = nn.Linear(2, 2)
+        >>> m = nn.Sequential(nn.Linear(2, 2))
         >>> with torch.no_grad():
-        ...     _ = lin.weight.zero_()
-        >>> len(hold_zeros(lin))
+        ...     _ = m[0].weight[0].zero_()
+        >>> len(hold_zeros(m))
         1
     """
     from torch.nn.utils import parametrize
