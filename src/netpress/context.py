@@ -35,6 +35,9 @@ class Context:
     batch_size: int = 128
     eval_batch_size: int = 1000
     workspace: Path = field(default_factory=lambda: Path(".netpress"))
+    # every fine-tuning run through this context: description, epochs run, best epoch, why
+    # it stopped (what records report as "training")
+    history: list[dict] = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.task = as_task(self.task)
@@ -77,8 +80,20 @@ class Context:
         on_step=None,
         params=None,
         description: str = "fine-tune",
+        patience: int = 0,
+        min_epochs: int = 0,
+        stop_at: float | None = None,
     ) -> TrainResult:
-        """Fine-tune ``model`` in place with the shared loop; the task's loss by default."""
-        return fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed,
-                   loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
-                   threads=self.threads, description=description)
+        """Fine-tune ``model`` in place with the shared loop; the task's loss by default.
+
+        With ``patience`` > 0, ``epochs`` is a cap and training stops early on the
+        validation score, the best epoch's weights kept (see ``netpress.train.fit``)."""
+        result = fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed,
+                     loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
+                     threads=self.threads, description=description,
+                     val_fn=self.evaluate if patience > 0 else None, patience=patience,
+                     min_epochs=min_epochs, stop_at=stop_at)
+        self.history.append({"description": description, "cap": epochs, "lr": lr,
+                             "epochs": len(result.losses), "best_epoch": result.best_epoch,
+                             "best_val": result.best_score, "stopped": result.stopped})
+        return result

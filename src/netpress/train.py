@@ -4,10 +4,17 @@ Adam with a cosine learning-rate schedule, fixed thread count and seeded order, 
 the same call gives the same weights to the byte. Techniques customise it through
 ``loss_fn`` (distillation adds a teacher term) and ``on_step`` (gradual pruning
 updates masks between steps); they never copy the loop.
+
+Early stopping lives here too, so every technique's recovery stops the same way: with a
+validation score (``val_fn``) and ``patience``, ``epochs`` is a cap, training stops once
+the score has not improved for ``patience`` epochs (or has reached ``stop_at``), and the
+best epoch's weights are put back. Epochs before ``min_epochs`` are never kept as best (a
+gradual pruner's model is not final until its schedule ends).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +42,13 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     steps: int = 0
+    best_epoch: int | None = None  # 1-based epoch whose weights were kept (early stopping)
+    stopped: str = ""  # why training ended early: "patience", "reached" or "" (ran the cap)
+
+    @property
+    def best_score(self) -> float | None:
+        """The validation score of the kept epoch (early stopping), else ``None``."""
+        return None if self.best_epoch is None else self.val_accuracy[self.best_epoch - 1]
 
 
 def set_threads(threads: int) -> None:
@@ -57,6 +71,9 @@ def fit(
     threads: int = 2,
     description: str = "train",
     val_fn: Callable[[nn.Module], float] | None = None,
+    patience: int = 0,
+    min_epochs: int = 0,
+    stop_at: float | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` passes over ``loader``.
 
@@ -64,6 +81,11 @@ def fit(
     restricts which parameters are trained (default: all that require grad). After each
     epoch, ``val_loader`` gives the top-1 accuracy of a classifier, or ``val_fn(model)`` any
     score (a task's validation score), appended to ``val_accuracy``.
+
+    With ``patience`` > 0 (and a validation score), ``epochs`` is a cap: training stops
+    after ``patience`` epochs without a better score, or as soon as the score reaches
+    ``stop_at``, and the weights of the best epoch from ``min_epochs`` on are restored
+    (``result.best_epoch``). The cosine schedule still spans the cap.
 
     Example:
         >>> from netpress.data import ArrayLoader
@@ -82,8 +104,10 @@ def fit(
         opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
     )
     result = TrainResult()
+    early = patience > 0 and (val_loader is not None or val_fn is not None)
+    best: dict | None = None
     with progress(description, total) as advance:
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             model.train()
             running, count = 0.0, 0
             for x, y in loader:
@@ -105,5 +129,18 @@ def fit(
                 result.val_accuracy.append(accuracy(model, val_loader))
             elif val_fn is not None:
                 result.val_accuracy.append(float(val_fn(model)))
+            if early and epoch >= min_epochs:
+                score = result.val_accuracy[-1]
+                if result.best_epoch is None or score > result.best_score:
+                    result.best_epoch = epoch
+                    best = copy.deepcopy(model.state_dict())
+                if stop_at is not None and score >= stop_at:
+                    result.stopped = "reached"
+                    break
+                if epoch - result.best_epoch >= patience:
+                    result.stopped = "patience"
+                    break
+    if best is not None and result.best_epoch != len(result.val_accuracy):
+        model.load_state_dict(best)
     model.eval()
     return result

@@ -26,7 +26,7 @@ def test_prune_magnitude_json_record(capsys, weights, tmp_path):
     sparse = tmp_path / "p.sparse.safetensors"
     code, stdout, err = run(capsys, "prune", "--model", "lenet-300-100", "--weights", weights,
                             "--data", "digits", "--method", "magnitude", "--sparsity", "0.9",
-                            "--out", str(out), "--sparse-out", str(sparse), "--json")
+                            "-e", "0", "--out", str(out), "--sparse-out", str(sparse), "--json")
     assert code == 0, err
     rec = json.loads(stdout)
     assert rec["weight_sparsity"] == pytest.approx(0.9, abs=1e-5)
@@ -60,7 +60,7 @@ def test_prune_structured_then_profile(capsys, weights, tmp_path):
 def test_prune_nm_table(capsys, weights, tmp_path):
     code, stdout, err = run(capsys, "prune", "--model", "lenet-300-100", "--weights", weights,
                             "--data", "digits", "--method", "nm", "--n", "2", "--m", "4",
-                            "--out", str(tmp_path / "nm.safetensors"))
+                            "-e", "1", "--out", str(tmp_path / "nm.safetensors"))
     assert code == 0, err
     assert "N:M groups violating the pattern" in stdout and "weights removed" in stdout
 

@@ -21,7 +21,10 @@ ModelOpt = typer.Option(..., "--model", "-m",
                         help="Zoo name (lenet-300-100, lenet5-caffe, lenet5, resnet-small), "
                              "hf:DIR (a local Hugging Face or sentence-transformers folder) "
                              "or package.module:factory.")
-WeightsOpt = typer.Option(None, "--weights", "-w", help="Weights as .safetensors.")
+WeightsOpt = typer.Option(None, "--weights", "-w",
+                          help="Weights as .safetensors (zoo models: default the zoo baseline, "
+                               "trained once with the zoo's settings and cached in "
+                               "$NETPRESS_CACHE or .netpress/cache).")
 DataOpt = typer.Option("fashion-mnist", "--data", "-d",
                        help="fashion-mnist, digits, package.module:function, or for hf: models "
                             "text:FILE (.txt, .jsonl, .csv, .tsv), text:fortunes, "
@@ -100,6 +103,31 @@ def get_model(spec: str, weights: str | None, need_weights: bool = True):
             f"`netpress train --model {spec} --out model.safetensors`"
         )
     return load_model(spec, weights)
+
+
+def baseline_weights(spec: str, weights: str | None, data: str, data_dir: str | None,
+                     seed: int) -> str | None:
+    """``weights``, or for a zoo model without them the zoo baseline on ``data``: trained
+    once with the zoo's epochs and learning rate, then reused from ``$NETPRESS_CACHE`` (default
+    ``.netpress/cache``), so ``netpress prune --model lenet-300-100 …`` works as typed.
+
+    Example:
+        >>> baseline_weights("hf:./bert", None, "text:fortunes", None, 0) is None
+        True
+    """
+    import os
+    from pathlib import Path
+
+    from ..zoo import ZOO
+
+    if weights is not None or spec not in ZOO or data.startswith("text:"):
+        return weights
+    from .demo import cached_baseline
+
+    cache = Path(os.environ.get("NETPRESS_CACHE", ".netpress/cache"))
+    path = cached_baseline(spec, get_split(data, data_dir, seed), seed, cache)
+    ui.info(f"no --weights given: using the {spec} baseline {path}")
+    return str(path)
 
 
 def model_from_args(artifact: str | None, model: str | None, weights: str | None):

@@ -16,6 +16,7 @@ from .common import (
     SeedOpt,
     ThreadsOpt,
     WeightsOpt,
+    baseline_weights,
     emit_json,
     get_model,
     get_split,
@@ -75,6 +76,9 @@ def register_commands(app: typer.Typer) -> None:
         weights: str = WeightsOpt,
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
+        max_drop_pp: float = typer.Option(None, "--max-drop-pp", help=(
+            "Weight-only budget instead of --scheme: the fewest bits (2/3/4/5/6/8, GPTQ or "
+            "RTN, whichever scores higher) whose val accuracy is within this many pp.")),
         scheme: str = typer.Option("int8-static", "--scheme", help=(
             "int8-static | int8-dynamic | int8 (both) | w8 | w4-rtn | w4-gptq | w3-gptq | "
             "w2-gptq (weight-only: w2..w8, -rtn or -gptq).")),
@@ -106,7 +110,9 @@ def register_commands(app: typer.Typer) -> None:
         select_at: str = typer.Option("batchN", "--select-at",
                                       help="auto picks the fastest at batch1 or batchN."),
         rounds: int = typer.Option(5, "--rounds", help="Timing rounds (interleaved forms)."),
-        out: str = typer.Option(..., "--out", "-o", help="Output folder (created if missing)."),
+        out: str = typer.Option(None, "--out", "-o", help="Output folder (created if missing); "
+                                "without it the forms are measured in a temporary folder "
+                                "and not kept."),
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
         json_out: bool = JsonOpt,
@@ -120,14 +126,29 @@ def register_commands(app: typer.Typer) -> None:
             raise ConfigError("--rounds must be at least 1")
         if qat_method not in ("lsq", "ste"):
             raise ConfigError(f"--qat-method must be lsq or ste, got {qat_method!r}")
-        net = get_model(model, weights)
+        net = get_model(model, baseline_weights(model, weights, data, data_dir, seed))
         split = get_task(model, net, data, data_dir, seed)
+        budget = None
+        if max_drop_pp is not None:
+            from ..context import Context
+            from ..targets import Targets
+            from ..techniques.quantize.budget import bits_for_budget
+            from ..techniques.quantize.weight_only import WeightOnly
+
+            base = WeightOnly(group_size=group_size, act_order=act_order, clip=clip,
+                              targets=Targets(ignore=_keep(keep)))
+            budget = bits_for_budget(net, Context(split, seed=seed, threads=threads),
+                                     max_drop_pp, base, progress=ui.info)
+            scheme = f"w{budget['bits']}-{budget['method']}"
+            ui.info(f"budget {max_drop_pp} pp: {scheme} is the fewest bits within it")
         rec = quantize_and_measure(
             net, split, model, scheme, out=out, backend=backend, group_size=group_size,
             embedding_bits=embedding_bits, act_order=act_order, clip=clip,
             observer=observer, qat_epochs=qat_epochs, qat_method=qat_method, qat_lr=qat_lr,
             bits_budget=bits_budget, keep=_keep(keep), tolerance_pp=tolerance_pp,
             select_at=select_at, threads=threads, seed=seed, rounds=rounds, say=ui.info)
+        if budget is not None:
+            rec["budget"] = budget
         if json_out:
             emit_json(rec)
             return
@@ -137,8 +158,9 @@ def register_commands(app: typer.Typer) -> None:
         ui.out_console.print(summary_table(rec))
         for w in rec["warnings"]:
             ui.out_console.print(f"[bold yellow]warning:[/] {w}")
-        ui.out_console.print(f"chosen form: {rec['chosen_form']}; wrote "
-                             f"{', '.join(rec['out_files'])} to {out}")
+        ui.out_console.print(f"chosen form: {rec['chosen_form']}; " + (
+            f"wrote {', '.join(rec['out_files'])} to {out}" if out else
+            "not kept: give --out DIR to keep the files"))
 
     @app.command("quantize-diagnose")
     def quantize_diagnose(

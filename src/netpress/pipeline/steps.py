@@ -1,6 +1,8 @@
 """Recipe steps that are not techniques: fine-tuning between stages.
 
-``Finetune`` trains the whole model for a few epochs with the shared loop. Weights
+``Finetune`` trains the whole model with the shared loop, for ``epochs`` epochs, or with
+``patience`` > 0 until validation stops improving (``epochs`` is then a cap and the best
+epoch's weights are kept; see ``netpress.recovery``). Weights
 that are exactly zero when it starts (what a pruning stage left) are held at zero by a
 pruning mask while it trains, and the masks are baked at the end, so a fine-tune
 between stages never undoes the sparsity of the stage before it. Put it before weight
@@ -23,21 +25,25 @@ from ..targets import Targets
 
 @dataclass(frozen=True)
 class Finetune(Config):
-    """Fine-tune every parameter for ``epochs`` epochs at learning rate ``lr``.
+    """Fine-tune every parameter for ``epochs`` epochs at learning rate ``lr`` (with
+    ``patience``: until validation stops improving, at most ``epochs``).
 
     Example:
-        >>> Finetune(epochs=2).lr
+        >>> Finetune(epochs=20, patience=3).lr
         0.0001
     """
 
-    epochs: int = 1  # full passes over the training data
+    epochs: int = 1  # full passes over the training data (with patience: the cap)
     lr: float = 1e-4  # Adam learning rate (cosine-decayed over the epochs)
     keep_zeros: bool = True  # hold weights that are exactly zero at zero (pruned stays pruned)
     targets: Targets = Targets()  # whose zeros keep_zeros holds
+    patience: int = 0  # >0: stop after this many epochs without a better val score, keep best
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
         if not self.lr > 0 or math.isinf(self.lr):
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
 
@@ -50,21 +56,12 @@ def apply_finetune(model: nn.Module, cfg: Finetune, ctx: Context) -> nn.Module:
         >>> from netpress import compress
         >>> compress(model, [Finetune(epochs=1)], ctx)  # doctest: +SKIP
     """
-    from torch.nn.utils import parametrize
+    from ..recovery import hold_zeros, release
 
-    from ..techniques.prune.masking import mask_of, set_mask
-
-    held = []
-    if cfg.keep_zeros:
-        for _, m in cfg.targets.select(model):
-            w = getattr(m, "weight", None)
-            if w is None or mask_of(m) is not None or parametrize.is_parametrized(m, "weight"):
-                continue
-            keep = w.detach() != 0
-            if not bool(keep.all()):
-                set_mask(m, keep)
-                held.append(m)
-    ctx.finetune(model, cfg.epochs, lr=cfg.lr, description="fine-tune")
-    for m in held:
-        parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    held = hold_zeros(model, cfg.targets) if cfg.keep_zeros else []
+    try:
+        ctx.finetune(model, cfg.epochs, lr=cfg.lr, description="fine-tune",
+                     patience=cfg.patience)
+    finally:
+        release(held)
     return model

@@ -71,6 +71,7 @@ class Distill(Config):
     cache_teacher: bool = True  # logits objective without hints: teacher outputs computed once
     # added last, so positional construction keeps its meaning
     drop_count: int = 0  # drop this many layers, those whose removal costs least on validation
+    patience: int = 0  # >0: stop once val has not improved for this many epochs (epochs = cap)
 
     def validate(self) -> None:
         if not 0.0 < self.width <= 1.0:
@@ -87,6 +88,8 @@ class Distill(Config):
             raise ConfigError("epochs must be ≥ 0 and lr > 0")
         if self.hint_weight < 0 or self.attention_weight < 0:
             raise ConfigError("hint_weight and attention_weight must be ≥ 0")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
         if self.drop_count < 0 or (self.drop_count and self.drop):
             raise ConfigError("drop_count must be ≥ 0, and set either drop or drop_count")
 
@@ -247,8 +250,11 @@ def build_student(teacher: nn.Module, cfg: Distill, example: torch.Tensor, seed:
     return student
 
 
-def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Context):
-    """Train ``student`` from ``teacher`` in place; returns the TrainResult.
+def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Context,
+                 stop_at: float | None = None):
+    """Train ``student`` from ``teacher`` in place; returns the TrainResult. With
+    ``cfg.patience`` training stops early on validation (``stop_at``: as soon as the
+    validation score reaches it) and the best epoch is kept.
 
     Example:
         >>> distill_into(student, teacher, Distill(epochs=1), ctx)  # doctest: +SKIP
@@ -293,7 +299,8 @@ def distill_into(student: nn.Module, teacher: nn.Module, cfg: Distill, ctx: Cont
         ctx, loss_fn = _cached_teacher(teacher, cfg, ctx)
     try:
         return ctx.finetune(student, cfg.epochs, lr=cfg.lr, loss_fn=loss_fn, params=params,
-                            description="distill")
+                            description="distill", patience=cfg.patience,
+                            stop_at=stop_at if cfg.patience else None)
     finally:
         s_tap.remove()
         t_tap.remove()

@@ -5,7 +5,9 @@
   ``sparsity``; every ``frequency`` optimiser steps the masks are recomputed from the
   current weights (through the shared training loop's ``on_step`` hook).
   With ``self_distill`` > 0 the loss also pulls the outputs towards those of the
-  unpruned model (a frozen copy taken before pruning starts).
+  unpruned model (a frozen copy taken before pruning starts). With ``patience`` > 0,
+  ``epochs`` is a cap: once the final sparsity is reached, training stops when validation
+  has not improved for ``patience`` epochs, and the best epoch's weights are kept.
 - ``IterativePrune``: Han et al.'s prune → retrain loop. Each round removes weights
   with |w| below ``quality`` × the std of the layer's (dense) weights, the threshold
   rising over ``iterations`` rounds to its final value, and retrains at a low rate.
@@ -52,8 +54,11 @@ class GradualPrune(Config):
     self_distill: float = 0.0  # weight (0..1) of a KL term pulling towards the unpruned model
     temperature: float = 4.0  # softmax temperature of that KL term
     targets: Targets = Targets()  # which modules' weights are pruned
+    patience: int = 0  # >0: after the ramp, stop once val stops improving (epochs = cap)
 
     def validate(self) -> None:
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
         check_fraction(self.sparsity, "sparsity")
         check_fraction(self.initial_sparsity, "initial_sparsity")
         check_fraction(self.self_distill, "self_distill", allow_one=True)
@@ -122,8 +127,10 @@ def apply_gradual_prune(model: nn.Module, cfg: GradualPrune, ctx: Context) -> nn
         if step % cfg.frequency == 0 and step <= end + cfg.frequency:
             update(step)
 
+    # early stopping only counts epochs after the one in which the ramp ends
+    ramp_epochs = -(-(end + cfg.frequency) // len(ctx.train_loader()))
     ctx.finetune(model, cfg.epochs, lr=cfg.lr, on_step=on_step, loss_fn=loss_fn,
-                 description="prune: AGP")
+                 description="prune: AGP", patience=cfg.patience, min_epochs=ramp_epochs + 1)
     update(total)  # a no-op when the schedule already reached the final sparsity
     return model
 

@@ -40,7 +40,7 @@ from .modules import baked_copy
 from .ptq import DynamicInt8, StaticInt8, apply_static_int8, dynamic_int8, fx_static_int8
 from .qat import Qat, qat
 from .storage import save_packed, weight_bits
-from .weight_only import WeightOnly, quantize_weights
+from .weight_only import WeightOnly, gptq_batches, gptq_or_rtn, quantize_weights
 
 _WEIGHT_ONLY = re.compile(r"^w([2-8])(?:-(rtn|gptq))?$")
 SCHEMES = ("int8-static", "int8-dynamic", "int8", "w8", "w4-rtn", "w4-gptq", "w3-gptq",
@@ -136,7 +136,7 @@ def quantize_and_measure(
     fp32 = fp32.eval()
     example = task.example_inputs(1, "test")
     static = dynamic = fx_static = None
-    mixed = None
+    mixed = picked = None
     notes: list[str] = []  # forms that could not be built here, and why
     if family == "int8":
         if method in ("static", "both"):
@@ -174,8 +174,15 @@ def quantize_and_measure(
             mixed = allocate_and_quantize(qmodel, wcfg, ctx, bits_budget)
         else:
             say(f"weight-only {bits}-bit {method}")
-            calib = list(ctx.calib_loader()) if method == "gptq" else ()
-            quantize_weights(qmodel, wcfg, calib)
+            if method == "gptq":
+                qmodel, picked = gptq_or_rtn(fp32, wcfg, gptq_batches(ctx), ctx.evaluate)
+                if picked["kept"] == "rtn":
+                    notes.append(f"GPTQ scored {picked['gptq_val']:.4f} on validation, below "
+                                 f"RTN's {picked['rtn_val']:.4f}: kept RTN (same file format)")
+                    say(notes[-1])
+                    method = "rtn"
+            else:
+                quantize_weights(qmodel, wcfg, ())
         if qat_epochs:
             qat(qmodel, Qat(qat_epochs, qat_lr, qat_method), ctx)
     tmp = Path(tempfile.mkdtemp(prefix="netpress-quant-"))
@@ -238,6 +245,8 @@ def quantize_and_measure(
             rec["embedding_bits"] = embedding_bits
             rec["act_order"] = act_order
             rec["clip"] = clip
+            if picked is not None:
+                rec["weight_method"] = picked
         if mixed is not None:
             rec["mixed_precision"] = mixed
         drop = (rows[0]["val_accuracy"] - chosen["val_accuracy"]) * 100
