@@ -79,6 +79,7 @@ def self_distill_loss(task: Task, teacher: nn.Module, weight: float, temperature
     ``(1 − weight)·CE + weight·T²·KL``.
 
     Example:
+        >>> import torch.nn.functional as F
         >>> from netpress.data import load_split
         >>> from netpress.tasks import ImageClassification
         >>> t = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))

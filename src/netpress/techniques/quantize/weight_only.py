@@ -35,8 +35,8 @@ class FixedQuant(nn.Module):
 
     Example:
         >>> fq = FixedQuant(torch.full((2, 1), 0.5), torch.zeros(2, 1), 4, True, 0)
-        >>> fq(torch.tensor([[0.6, -0.2], [1.0, 9.0]])).tolist()
-        [[0.5, -0.0], [1.0, 3.5]]
+        >>> fq(torch.tensor([[0.6, -0.2], [1.0, 9.0]])).tolist() == [[0.5, 0.0], [1.0, 3.5]]
+        True
     """
 
     def __init__(self, scale: torch.Tensor, zero_point: torch.Tensor, bits: int,
