@@ -1,7 +1,9 @@
 """A tiny HTTP client for the server tests (urllib, 127.0.0.1 only)."""
 
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
@@ -15,6 +17,25 @@ def post(url: str, body, headers: dict | None = None, timeout: float = 30.0) -> 
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def post_large(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, dict]:
+    """Declare ``body``'s length and send only its first KB: the server must refuse from
+    the Content-Length alone (sending it all races the server closing the connection)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    conn.putrequest("POST", u.path)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    try:
+        conn.send(body[:1024])
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    r = conn.getresponse()
+    status, data = r.status, r.read()
+    conn.close()
+    return status, json.loads(data)
 
 
 def get(url: str) -> tuple[int, bytes]:

@@ -10,7 +10,7 @@ from netpress.serve.app import build_app
 from netpress.serve.config import ServeConfig
 from netpress.serve.server import serving
 
-from .http import get, metric, post
+from .http import get, metric, post, post_large
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_bad_requests_get_4xx_with_a_message_and_the_server_stays_up(server, bod
 
 def test_oversized_body_is_413(server):
     big = json.dumps({"inputs": np.zeros((60, 1, 28, 28)).tolist()}).encode() + b" " * (300 << 10)
-    status, ans = post(server + "/v1/predict", big)
+    status, ans = post_large(server + "/v1/predict", big)
     assert status == 413 and "limit" in ans["error"]
     assert get(server + "/readyz")[0] == 200
 
