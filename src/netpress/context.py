@@ -35,6 +35,8 @@ class Context:
     batch_size: int = 128
     eval_batch_size: int = 1000
     workspace: Path = field(default_factory=lambda: Path(".netpress"))
+    comm: object | None = None  # a distributed.CommHook: how DDP ranks exchange gradients
+    comm_log: list[dict] = field(default_factory=list)  # per fine-tune under torchrun: bytes
 
     def __post_init__(self) -> None:
         self.task = as_task(self.task)
@@ -79,6 +81,9 @@ class Context:
         description: str = "fine-tune",
     ) -> TrainResult:
         """Fine-tune ``model`` in place with the shared loop; the task's loss by default."""
-        return fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed,
-                   loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
-                   threads=self.threads, description=description)
+        result = fit(model, self.train_loader(), epochs, lr=lr, seed=self.seed,
+                     loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
+                     threads=self.threads, description=description, comm=self.comm)
+        if result.comm is not None:
+            self.comm_log.append({"description": description, **result.comm})
+        return result
