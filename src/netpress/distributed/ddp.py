@@ -78,8 +78,13 @@ def init_from_env(timeout_s: float = 300.0) -> bool:
 
 
 def shutdown() -> None:
-    """Leave the process group (no-op outside one)."""
+    """Leave the process group (no-op outside one), after every rank got here: a rank that
+    tears gloo down while a peer still talks to it aborts."""
     if dist.is_available() and dist.is_initialized():
+        import gc
+
+        gc.collect()  # DDP reducers (and their hooks' futures) go before the group
+        dist.barrier()
         dist.destroy_process_group()
 
 
