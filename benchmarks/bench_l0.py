@@ -29,6 +29,7 @@ EXPERIMENTS = {
     "l0-channels-lam1": L0Regularize(gates="channels", lam=1.0, epochs=3, lr=5e-4, gate_lr=0.05),
     "group-lasso-lam1.5": GroupLasso(lam=1.5, epochs=3, lr=1e-3),
     "structured-l1-50%": StructuredPrune(0.5, importance="l1", finetune_epochs=3, lr=5e-4),
+    "l0-channels-lam4": L0Regularize(gates="channels", lam=4.0, epochs=3, lr=5e-4, gate_lr=0.05),
 }
 
 

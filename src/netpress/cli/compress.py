@@ -176,6 +176,11 @@ def print_report(rec: dict, info: dict) -> None:
                              f"against the compressed model in torch eager: {speed}")
         for w in ex["warnings"]:
             ui.out_console.print(f"[bold yellow]warning:[/] {w}")
+    for ft in rec.get("distributed", {}).get("fine_tunes", []):
+        ui.out_console.print(
+            f"{ft['description']} on {ft['world_size']} processes ({ft['hook']['hook']}): "
+            f"{ft['bytes_per_step']:,.0f} bytes sent per step and rank, "
+            f"{ft['bytes_per_step'] / ft['allreduce_bytes_per_step'] * 100:.1f}% of fp32 all-reduce")
     if rec.get("report"):
         ui.out_console.print(f"report: {rec['report']['html']} (gate input: {rec['report']['json']})")
 
