@@ -30,6 +30,7 @@ EXPERIMENTS = {
     "group-lasso-lam1.5": GroupLasso(lam=1.5, epochs=3, lr=1e-3),
     "structured-l1-50%": StructuredPrune(0.5, importance="l1", finetune_epochs=3, lr=5e-4),
     "l0-channels-lam4": L0Regularize(gates="channels", lam=4.0, epochs=3, lr=5e-4, gate_lr=0.05),
+    "group-lasso-lam15": GroupLasso(lam=15.0, epochs=3, lr=1e-3),
 }
 
 
@@ -61,7 +62,7 @@ def main(names: list[str]) -> None:
     for name in names or list(EXPERIMENTS):
         rows[name] = run(name, EXPERIMENTS[name], model, split)
         r = rows[name]
-        print(f"{name}: {r['accuracy'] * 100:.2f}% ({r['accuracy_drop_pp']:+.2f} pp), "
+        print(f"{name}: {r['accuracy'] * 100:.2f}% ({-r['accuracy_drop_pp']:+.2f} pp), "
               f"{r['channels_removed'] * 100:.1f}% channels removed, {r['channels']}", flush=True)
         save_result("l0", {"rows": list(rows.values())})
     print("| run | channels (conv1, conv2, fc1) | removed | params | bytes | test acc | vs baseline |")

@@ -166,6 +166,10 @@ def run_federated(model: nn.Module, task, cfg: FedConfig, threads: int = 2) -> F
         >>> res = run_federated(model, load_split("digits"), FedConfig(clients=3, rounds=2))  # doctest: +SKIP
     """
     import logging
+    import os
+
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # nothing leaves the machine
+    from flwr.supercore import logger as _flwr_logger  # noqa: F401  (sets its level on import)
 
     flwr_log = logging.getLogger("flwr")
     level = flwr_log.level

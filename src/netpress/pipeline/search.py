@@ -165,10 +165,18 @@ def _sensitivity(base: nn.Module, ctx: Context, run_dir: Path, say) -> Sensitivi
 
 
 def _storage(url: str):
-    """An RDB storage; SQLite waits up to a minute for a lock another worker holds."""
-    if url.startswith("sqlite:"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return url
+    """An RDB storage; SQLite waits up to a minute for a lock another worker holds. Workers
+    starting together race to create the tables: a failed attempt is retried."""
+    if not url.startswith("sqlite:"):
+        return url
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        except Exception:  # sqlalchemy's OperationalError/IntegrityError of the other's DDL
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _open_study(storage: str, name: str, seed: int, meta: dict, worker: int = 0) -> optuna.Study:
@@ -186,9 +194,16 @@ def _open_study(storage: str, name: str, seed: int, meta: dict, worker: int = 0)
     # A resumed study gets a sampler seeded past its history, so it does not replay it.
     # Feasibility reaches the sampler through Trial.set_constraint (Optuna 5).
     sampler = optuna.samplers.TPESampler(seed=seed + done + 7919 * worker, multivariate=True)
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
-                                directions=["maximize", "minimize", "minimize"],
-                                load_if_exists=True)
+    for attempt in range(5):  # two workers creating the study at once: one of them retries
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                        directions=["maximize", "minimize", "minimize"],
+                                        load_if_exists=True)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     for k, v in meta.items():
         old = study.user_attrs.get(k)
         if old is not None and old != v:
