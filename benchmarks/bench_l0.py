@@ -4,7 +4,8 @@ lenet5-caffe, side by side with StructuredPrune (Torch-Pruning, l1) on the same 
 Reproduce (from the repository root):
     .venv/bin/python benchmarks/bench_l0.py [NAME ...]
 
-Each row starts from the cached zoo baseline, trains with the regulariser on the 55,000
+Each row starts from the cached zoo baseline, trains with the regulariser (then, where
+named, a Finetune stage) on the 55,000
 training images and removes the closed channels/neurons for real; figures are test
 accuracy against the baseline (same run) and the channels, parameters and safetensors
 bytes left. Writes benchmarks/results/l0.json (rows merged by name). No timings.
@@ -21,6 +22,7 @@ from netpress.config import apply
 from netpress.context import Context
 from netpress.evaluate.metrics import accuracy
 from netpress.io import safetensors_bytes
+from netpress.pipeline.steps import Finetune
 from netpress.techniques.prune import StructuredPrune
 from netpress.techniques.prune.structured import channel_counts
 from netpress.techniques.regularize import GroupLasso, L0Regularize
@@ -31,19 +33,28 @@ EXPERIMENTS = {
     "structured-l1-50%": StructuredPrune(0.5, importance="l1", finetune_epochs=3, lr=5e-4),
     "l0-channels-lam4": L0Regularize(gates="channels", lam=4.0, epochs=3, lr=5e-4, gate_lr=0.05),
     "group-lasso-lam15": GroupLasso(lam=15.0, epochs=3, lr=1e-3),
+    "l0-channels-lam2": L0Regularize(gates="channels", lam=2.0, epochs=3, lr=5e-4, gate_lr=0.05),
+    "l0-channels-lam4+finetune2": (
+        L0Regularize(gates="channels", lam=4.0, epochs=3, lr=5e-4, gate_lr=0.05),
+        Finetune(epochs=2, lr=5e-4)),
+    "group-lasso-lam4": GroupLasso(lam=4.0, epochs=3, lr=1e-3),
+    "group-lasso-lam6": GroupLasso(lam=6.0, epochs=3, lr=1e-3),
 }
 
 
 def run(name: str, cfg, model, split) -> dict:
     ctx = Context(split, threads=THREADS)
     base_acc = accuracy(model, ctx.test_loader())
-    out = apply(copy.deepcopy(model), cfg, ctx)
+    stages = cfg if isinstance(cfg, tuple) else (cfg,)
+    out = copy.deepcopy(model)
+    for stage in stages:
+        out = apply(out, stage, ctx)
     before, after = channel_counts(model), channel_counts(out)
     inner = [k for k in before if k != "fc2"]  # the output layer is never cut
     kept = sum(after[k] for k in inner) / sum(before[k] for k in inner)
     acc = accuracy(out, ctx.test_loader())
     state = {k: v.contiguous() for k, v in out.state_dict().items()}
-    return {"name": name, "model": "lenet5-caffe", "config": cfg.to_dict(),
+    return {"name": name, "model": "lenet5-caffe", "stages": [c.to_dict() for c in stages],
             "baseline_accuracy": base_acc, "accuracy": acc,
             "accuracy_drop_pp": (base_acc - acc) * 100, "channels": after,
             "baseline_channels": before, "channels_removed": 1 - kept,
