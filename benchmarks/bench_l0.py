@@ -39,6 +39,8 @@ EXPERIMENTS = {
         Finetune(epochs=2, lr=5e-4)),
     "group-lasso-lam4": GroupLasso(lam=4.0, epochs=3, lr=1e-3),
     "group-lasso-lam6": GroupLasso(lam=6.0, epochs=3, lr=1e-3),
+    "group-lasso-lam4+finetune2": (GroupLasso(lam=4.0, epochs=3, lr=1e-3),
+                                   Finetune(epochs=2, lr=5e-4)),
 }
 
 

@@ -75,7 +75,9 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
     meta = {"weights": str(weights), "recipe_file": str(recipe)}
     run = run_recipe(net, plan, ctx, model, progress=ui.info, run_dir=folder, resume=resume,
                      meta=meta)
-    if not ddp.is_main():  # rank 0 measures and writes
+    main, world = ddp.is_main(), ddp.world_size()
+    ddp.shutdown()  # training is over: rank 0 measures alone, the others leave now
+    if not main:
         return {}, {}
     if out:
         write_bytes(out, run.artifact)
@@ -99,8 +101,8 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
         "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
         "coded_overhead": info["coded_overhead"],
     })
-    if ddp.active():
-        rec["distributed"] = {"world_size": ddp.world_size(), "hook": (
+    if world > 1:
+        rec["distributed"] = {"world_size": world, "hook": (
             plan.comm or CommHook()).to_dict(), "fine_tunes": [
             c for s in run.stages for c in (s.comm or [])]}
     if export:
