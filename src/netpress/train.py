@@ -58,7 +58,7 @@ def fit(
     threads: int = 2,
     description: str = "train",
     val_fn: Callable[[nn.Module], float] | None = None,
-    comm=None,
+    comm: object | None = None,  # a distributed.CommHook (used under torchrun only)
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` passes over ``loader``.
 
