@@ -19,7 +19,8 @@ setup: $(STAMP) data text browser
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev,hf,openvino,mlflow,serve]'
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev,hf,openvino,mlflow,serve,federated]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps flwr==1.42.0
 	touch $(STAMP)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package. When it cannot be

@@ -38,6 +38,8 @@ class Context:
     # every fine-tuning run through this context: description, epochs run, best epoch, why
     # it stopped (what records report as "training")
     history: list[dict] = field(default_factory=list, compare=False, repr=False)
+    comm: object | None = None  # a distributed.CommHook: how DDP ranks exchange gradients
+    comm_log: list[dict] = field(default_factory=list)  # per fine-tune under torchrun: bytes
 
     def __post_init__(self) -> None:
         self.task = as_task(self.task)
@@ -92,8 +94,10 @@ class Context:
                      loss_fn=loss_fn or self.task.loss, on_step=on_step, params=params,
                      threads=self.threads, description=description,
                      val_fn=self.evaluate if patience > 0 else None, patience=patience,
-                     min_epochs=min_epochs, stop_at=stop_at)
+                     min_epochs=min_epochs, stop_at=stop_at, comm=self.comm)
         self.history.append({"description": description, "cap": epochs, "lr": lr,
                              "epochs": len(result.losses), "best_epoch": result.best_epoch,
                              "best_val": result.best_score, "stopped": result.stopped})
+        if result.comm is not None:
+            self.comm_log.append({"description": description, **result.comm})
         return result

@@ -49,6 +49,7 @@ class TrainResult:
     def best_score(self) -> float | None:
         """The validation score of the kept epoch (early stopping), else ``None``."""
         return None if self.best_epoch is None else self.val_accuracy[self.best_epoch - 1]
+    comm: dict | None = None  # under torchrun: world size, hook, payload bytes per step
 
 
 def set_threads(threads: int) -> None:
@@ -74,6 +75,7 @@ def fit(
     patience: int = 0,
     min_epochs: int = 0,
     stop_at: float | None = None,
+    comm: object | None = None,  # a distributed.CommHook (used under torchrun only)
 ) -> TrainResult:
     """Train ``model`` in place for ``epochs`` passes over ``loader``.
 
@@ -94,9 +96,24 @@ def fit(
         >>> len(fit(m, ld, epochs=1).losses)
         1
     """
+    from .distributed import ddp
+
     set_threads(threads)
     torch.manual_seed(seed)
     loader.seed, loader.epoch = seed, 0
+    net, batches, stats, frozen = model, loader, None, []
+    if ddp.active():
+        from .distributed.hooks import CommHook, register_hook
+
+        hook = comm or CommHook()
+        x0, y0 = next(iter(ddp.ShardedLoader(loader, ddp.rank(), ddp.world_size())))
+        frozen = ddp.unused_parameters(model, loss_fn, x0, y0)
+        loader.epoch = 0
+        for p in frozen:
+            p.requires_grad_(False)
+        net = ddp.wrap(model)
+        stats = register_hook(net, hook)
+        batches = ddp.ShardedLoader(loader, ddp.rank(), ddp.world_size())
     trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
     total = max(1, epochs * len(loader))
@@ -110,10 +127,10 @@ def fit(
         for epoch in range(1, epochs + 1):
             model.train()
             running, count = 0.0, 0
-            for x, y in loader:
+            for x, y in batches:
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model, x, y)
-                loss.backward()
+                loss = loss_fn(net, x, y)
+                (loss * batches.weight if stats is not None else loss).backward()
                 opt.step()
                 sched.step()
                 result.steps += 1
@@ -122,7 +139,7 @@ def fit(
                 if on_step is not None:
                     on_step(result.steps, total)
                 advance(loss=f"{float(loss.detach()):.4f}")
-            result.losses.append(running / max(1, count))
+            result.losses.append(ddp.all_mean(running / max(1, count)))
             if val_loader is not None:
                 from .evaluate.metrics import accuracy
 
@@ -143,4 +160,10 @@ def fit(
     if best is not None and result.best_epoch != len(result.val_accuracy):
         model.load_state_dict(best)
     model.eval()
+    for p in frozen:
+        p.requires_grad_(True)
+    if stats is not None:
+        result.comm = {"world_size": ddp.world_size(), "hook": hook.to_dict(),
+                       "steps": stats.steps, "bytes_per_step": stats.bytes_per_step,
+                       "allreduce_bytes_per_step": stats.dense_bytes_per_step}
     return result

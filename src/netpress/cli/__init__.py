@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    from .common import INVOKED_ARGS
+
+    INVOKED_ARGS[:] = args
     try:
         app(args=args, prog_name="netpress")
         return 0
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)
+        from ..distributed.launch import report_error
+
+        report_error(msg)  # under `--nproc N`: rank 0's error reaches the parent
         return 2
 
 

@@ -34,6 +34,10 @@ DataDirOpt = typer.Option(None, "--data-dir",
                                "(default $NETPRESS_DATA_DIR or /usr/share/datasets/fashion-mnist).")
 SeedOpt = typer.Option(0, "--seed", help="Seed for data order, initialisation and sampling.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+INVOKED_ARGS: list[str] = []  # the command line ``main`` ran (``--nproc`` re-runs it)
+NprocOpt = typer.Option(1, "--nproc", help=(
+    "Train data-parallel in N processes on this machine (torchrun, gloo on CPU); see "
+    "docs/distributed.md. Use --threads 1 per process on small machines."))
 ThreadsOpt = typer.Option(2, "--threads", help="Intra-op threads for training and timing.")
 
 

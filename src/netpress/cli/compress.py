@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from .. import ui
 from ..context import Context
 from ..data.splits import Split
+from ..distributed.hooks import CommHook
 from ..encode.artifact import decode_artifact, model_from_artifact
 from ..encode.inspect import inspect_bytes
 from ..encode.report import han_table, streams_table
@@ -26,10 +28,12 @@ from ..report.write import write_report
 from ..tasks.base import Task
 from .artifact import _summary
 from .common import (
+    INVOKED_ARGS,
     DataDirOpt,
     DataOpt,
     JsonOpt,
     ModelOpt,
+    NprocOpt,
     SeedOpt,
     ThreadsOpt,
     WeightsOpt,
@@ -59,14 +63,22 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
         >>> rec, info = compress_and_measure("lenet-300-100", "w.safetensors", split,
         ...                                  "recipes/deep-compression.yaml", "m.netpress")  # doctest: +SKIP
     """
+    from ..distributed import ddp
+
     plan = load_recipe(recipe)
     net = net if net is not None else get_model(model, weights)
-    folder = Path(run_dir) if run_dir else fresh_run_dir(plan.name)
+    folder = Path(run_dir) if run_dir else (fresh_run_dir(plan.name) if ddp.is_main() else None)
+    if ddp.active() and not run_dir:  # under the user's torchrun: rank 0's new folder
+        folder = Path(ddp.broadcast_bytes(str(folder).encode() if ddp.is_main() else None).decode())
     ui.info(f"run folder: {folder}")
     ctx = Context(split, seed=seed, threads=threads)
     meta = {"weights": str(weights), "recipe_file": str(recipe)}
     run = run_recipe(net, plan, ctx, model, progress=ui.info, run_dir=folder, resume=resume,
                      meta=meta)
+    main, world = ddp.is_main(), ddp.world_size()
+    ddp.shutdown()  # training is over: rank 0 measures alone, the others leave now
+    if not main:
+        return {}, {}
     if out:
         write_bytes(out, run.artifact)
     header, state = decode_artifact(run.artifact)
@@ -89,6 +101,10 @@ def compress_and_measure(model: str, weights: str | None, split: Task | Split, r
         "header_bytes": info["header_bytes"], "padding_bytes": info["padding_bytes"],
         "coded_overhead": info["coded_overhead"],
     })
+    if world > 1:
+        rec["distributed"] = {"world_size": world, "hook": (
+            plan.comm or CommHook()).to_dict(), "fine_tunes": [
+            c for s in run.stages for c in (s.comm or [])]}
     if export:
         from ..export.deploy import export_model
 
@@ -162,6 +178,11 @@ def print_report(rec: dict, info: dict) -> None:
                              f"against the compressed model in torch eager: {speed}")
         for w in ex["warnings"]:
             ui.out_console.print(f"[bold yellow]warning:[/] {w}")
+    for ft in rec.get("distributed", {}).get("fine_tunes", []):
+        ui.out_console.print(
+            f"{ft['description']} on {ft['world_size']} processes ({ft['hook']['hook']}): "
+            f"{ft['bytes_per_step']:,.0f} bytes sent per step and rank, "
+            f"{ft['bytes_per_step'] / ft['allreduce_bytes_per_step'] * 100:.1f}% of fp32 all-reduce")
     if rec.get("report"):
         ui.out_console.print(f"report: {rec['report']['html']} (gate input: {rec['report']['json']})")
 
@@ -195,11 +216,27 @@ def register_commands(app: typer.Typer) -> None:
             "With --export int8-dynamic: validation budget (pp) for the layers kept float.")),
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
+        nproc: int = NprocOpt,
         json_out: bool = JsonOpt,
     ):
         """Run a recipe's stages, write the artifact and measure it against the baseline."""
+        from ..distributed import ddp
+
         start(json_out)
-        load_recipe(recipe)  # fail on a bad recipe before loading data
+        plan = load_recipe(recipe)  # fail on a bad recipe before loading data
+        if resume and not run_dir:
+            raise NetpressError("--resume needs --run-dir: the folder of the run to continue")
+        if nproc > 1 and not ddp.init_from_env():
+            from ..distributed.launch import run_torchrun, strip_nproc, with_option
+
+            folder = str(run_dir or fresh_run_dir(plan.name))
+            args = with_option(strip_nproc(INVOKED_ARGS or sys.argv[1:]), "--run-dir", folder)
+            run_torchrun(args, nproc, resume_hint=(
+                f"Finished stages are checkpointed in {folder}: run the same command with "
+                f"--run-dir {folder} --resume to continue."))
+            return
+        if ddp.init_from_env() and not ddp.is_main():
+            ui.set_quiet(True)
         if export is not None:
             from ..export.deploy import FORMS
 
@@ -211,11 +248,14 @@ def register_commands(app: typer.Typer) -> None:
             raise NetpressError(f"--max-drop-pp must be 0 or more, got {max_drop_pp}")
         net = get_model(model, weights)
         split = get_task(model, net, data, data_dir, seed)
-        if resume and not run_dir:
-            raise NetpressError("--resume needs --run-dir: the folder of the run to continue")
-        rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads,
-                                         run_dir, resume, net=net, export=export,
-                                         max_drop_pp=max_drop_pp)
+        try:
+            rec, info = compress_and_measure(model, weights, split, recipe, out, seed, threads,
+                                             run_dir, resume, net=net, export=export,
+                                             max_drop_pp=max_drop_pp)
+        finally:
+            ddp.shutdown()
+        if not rec:  # not rank 0
+            return
         if json_out:
             emit_json(rec)
             return

@@ -128,7 +128,12 @@ def register_commands(app: typer.Typer) -> None:
                                           help="Largest artifact, KB (1 KB = 1000 bytes)."),
         max_latency_ms: float = typer.Option(None, "--max-latency-ms",
                                              help="Slowest batch-1 median latency, ms."),
-        trials: int = typer.Option(..., "--trials", "-n", help="Trials to run (more if resumed)."),
+        trials: int = typer.Option(None, "--trials", "-n", help="Trials to run (more if resumed)."),
+        study_trials: int = typer.Option(None, "--study-trials", help=(
+            "Run trials until the study holds this many, together with every other worker on "
+            "the same --storage and --study-name (instead of --trials).")),
+        worker: int = typer.Option(0, "--worker", help="This worker's number (0, 1, …): "
+                                   "offsets the sampler seed so workers explore apart."),
         epochs: float = typer.Option(1.0, "--epochs", help="Fine-tuning epochs per trial; a "
                                      "fraction < 1 trains one epoch on that share of the data."),
         run_dir: str = typer.Option(None, "--run-dir", help="Run folder (default: a fresh "
@@ -144,7 +149,10 @@ def register_commands(app: typer.Typer) -> None:
         """Search technique mixes under budgets; print the Pareto front and the best recipe."""
         start(json_out)
         budgets = Budgets(max_acc_drop, max_size_kb, max_latency_ms)
-        if trials < 1:
+        if (trials is None) == (study_trials is None):
+            raise ConfigError("give either --trials N (this worker runs N trials) or "
+                              "--study-trials N (workers sharing a --storage run N together)")
+        if trials is not None and trials < 1:
             raise ConfigError(f"--trials {trials}: a search needs at least 1 trial")
         folder = Path(run_dir) if run_dir else default_run_dir("search")
         net = get_model(model, weights)
@@ -166,9 +174,10 @@ def register_commands(app: typer.Typer) -> None:
         if live is not None:
             live.start()
         try:
-            res = run_search(net, model, split, budgets, trials, folder, epochs=epochs,
+            res = run_search(net, model, split, budgets, trials or 0, folder, epochs=epochs,
                              storage=storage, study_name=study_name, seed=seed, threads=threads,
-                             weights=weights, on_trial=on_trial, progress=ui.info)
+                             weights=weights, on_trial=on_trial, progress=ui.info,
+                             study_trials=study_trials, worker=worker)
         finally:
             if live is not None:
                 live.stop()

@@ -112,3 +112,22 @@ def remove_stale_temps(run_dir: Path) -> int:
                 p.unlink()
                 n += 1
     return n
+
+
+def model_from_bytes(data: bytes, spec: str) -> nn.Module:
+    """Rebuild the model of checkpoint bytes (what ``reload`` returns) without a file:
+    how the other ranks of a distributed run take rank 0's model after a stage.
+
+    Example:
+        >>> from netpress.zoo import build_model
+        >>> m, data = reload(build_model("lenet5"), "lenet5")
+        >>> type(model_from_bytes(data, "lenet5")).__name__
+        'LeNet5'
+    """
+    from safetensors.torch import load
+
+    n = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + n]).get("__metadata__", {})
+    structure = {"edits": json.loads(meta.get(EDITS_KEY, "[]")),
+                 "resized": meta.get(STRUCTURED_KEY) == STRUCTURED_VALUE}
+    return rebuild(spec, structure, load(data), source="checkpoint")

@@ -3,8 +3,10 @@
 A recipe is a mapping with ``stages`` (a list of technique configs, each written as
 ``_type: <ConfigName>`` plus its fields) and optionally ``name``, ``description`` and
 ``artifact`` (how the result is stored: ``coder: auto|ans|huffman``, ``index:
-auto|relative|bitmap``). Every stage is checked by its config class; an error names
-the file, the line of the offending key and what is valid. Kept simple on purpose: a
+auto|relative|bitmap``) and ``distributed`` (how data-parallel ranks exchange gradients
+under torchrun, a ``netpress.distributed.CommHook``: ``{hook: powersgd, rank: 2}``).
+Every stage is checked by its config class; an error names the file, the line of the
+offending key and what is valid. Kept simple on purpose: a
 later issue adds resume and search on top of ``Recipe``.
 
 Example:
@@ -35,7 +37,7 @@ NOT_IN_RECIPES = {
 STAGE_KEYS = ("check",)  # recipe keys of a stage besides its technique config
 CODERS = ("auto", "ans", "huffman")
 INDEX_KINDS = ("auto", "relative", "bitmap")
-TOP_KEYS = ("name", "description", "stages", "artifact")
+TOP_KEYS = ("name", "description", "stages", "artifact", "distributed")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Recipe:
     source: str = "<recipe>"
     lines: tuple[int, ...] = field(default=(), compare=False)  # YAML line of each stage
     checks: tuple[float | None, ...] = ()  # per stage: largest validation drop allowed, pp
+    comm: Config | None = None  # distributed.CommHook: gradient exchange under torchrun
 
     def to_dict(self) -> dict:
         """Plain data, as stored in an artifact's header."""
@@ -62,11 +65,30 @@ class Recipe:
                "artifact": {"coder": self.coder, "index": self.index}}
         if any(c is not None for c in self.checks):
             out["checks"] = list(self.checks)
+        if self.comm is not None:
+            out["distributed"] = _comm_dict(self.comm)
         return out
 
     def check_of(self, i: int) -> float | None:
         """The accuracy check of stage ``i`` (0-based): max validation drop in pp, or None."""
         return self.checks[i] if i < len(self.checks) else None
+
+
+def _comm_dict(comm: Config) -> dict:
+    return {k: v for k, v in comm.to_dict().items() if not k.startswith("_")}
+
+
+def _parse_comm(value: object, root: yaml.Node, source: str) -> Config | None:
+    from ..config import _build
+    from ..distributed.hooks import CommHook
+
+    if value is None:
+        return None
+    line = _key_line(root, "distributed")
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source} line {line}: 'distributed' must be a mapping such as "
+                          "{hook: powersgd, rank: 2}")
+    return _build(CommHook, value, f"{source} line {line} (distributed)")
 
 
 def _key_line(node: yaml.Node, key: str) -> int | None:
@@ -151,7 +173,8 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     return Recipe(tuple(stages), name=str(data.get("name", Path(source).stem)),
                   description=str(data.get("description", "")),
                   coder=art.get("coder", "ans"), index=art.get("index", "auto"),
-                  source=source, lines=tuple(lines), checks=tuple(checks))
+                  source=source, lines=tuple(lines), checks=tuple(checks),
+                  comm=_parse_comm(data.get("distributed"), root, source))
 
 
 def _parse_check(value: object, where: str) -> float:
@@ -184,6 +207,8 @@ def dump_recipe(recipe: Recipe) -> str:
             stage["check"] = {"max_drop_pp": recipe.check_of(i)}
         data["stages"].append(stage)
     data["artifact"] = {"coder": recipe.coder, "index": recipe.index}
+    if recipe.comm is not None:
+        data["distributed"] = _comm_dict(recipe.comm)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from ..api import evaluate
 from ..config import apply
 from ..context import Context
+from ..distributed import ddp
 from ..encode.artifact import artifact_bytes
 from ..errors import ConfigError, NetpressError
 from ..io import write_bytes, write_json
@@ -33,6 +34,7 @@ from .checkpoints import (
     checkpoint_path,
     last_complete,
     load_checkpoint,
+    model_from_bytes,
     reload,
     remove_stale_temps,
     save_checkpoint,
@@ -60,6 +62,7 @@ class StageResult:
     seconds: float
     val_accuracy: float
     check: dict | None = None  # {"max_drop_pp", "drop_pp", "passed"} when the stage has one
+    comm: list[dict] | None = None  # under torchrun: each fine-tune's hook and bytes per step
 
 
 @dataclass
@@ -82,6 +85,8 @@ class RunResult:
 
 def _run_info(recipe: Recipe, ctx: Context, spec: str, meta: dict, base_val: float,
               stages: list[StageResult], status: str) -> dict:
+    if ddp.world_size() > 1:
+        meta = {**meta, "world_size": ddp.world_size()}
     return {"version": RUN_VERSION, "kind": "compress", "model": spec, "seed": ctx.seed,
             "threads": ctx.threads, "data": ctx.data_name, "task": ctx.task.kind,
             "score_name": ctx.task.score_name, **meta, "status": status,
@@ -101,7 +106,7 @@ def _check_same_run(run_dir: Path, info: dict) -> float | None:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path} is not valid JSON ({e}); start a new run folder") from None
-    for key in ("model", "seed", "data", "recipe", "weights", "threads"):
+    for key in ("model", "seed", "data", "recipe", "weights", "threads", "world_size"):
         if old.get(key) != info.get(key):
             raise ConfigError(f"{run_dir} was started with a different {key} ({old.get(key)!r}); "
                               "resume with the same command, or use a new --run-dir")
@@ -116,6 +121,23 @@ def _stage_check(recipe: Recipe, i: int, base_val: float, acc: float) -> dict | 
     return {"max_drop_pp": limit, "drop_pp": drop, "passed": drop <= limit}
 
 
+def _sync(model: nn.Module, data: bytes, spec: str) -> tuple[nn.Module, bytes]:
+    """Under torchrun: every rank continues from rank 0's model bytes (no-op otherwise)."""
+    if not ddp.active():
+        return model, data
+    data = ddp.broadcast_bytes(data if ddp.is_main() else None)
+    return (model if ddp.is_main() else model_from_bytes(data, spec)), data
+
+
+def _sync_state(state: dict) -> dict:
+    """Rank 0's resume state (JSON, never pickled) on every rank."""
+    if not ddp.active():
+        return state
+    import json
+
+    return json.loads(ddp.broadcast_bytes(json.dumps(state).encode() if ddp.is_main() else None))
+
+
 def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
                progress: Callable[[str], None] | None = None, run_dir: str | Path | None = None,
                resume: bool = False, meta: dict | None = None) -> RunResult:
@@ -125,6 +147,11 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
     artifact is written to ``run_dir/model.netpress``; ``resume`` continues a killed run.
     ``meta`` (e.g. ``{"weights": path}``) goes into run.json and must match on resume.
 
+    Under torchrun every rank runs the stages (training data-parallel, see
+    ``netpress.distributed``); only rank 0 writes files and encodes the artifact (the other
+    ranks return empty ``artifact`` bytes), and after every stage all ranks continue from
+    rank 0's model bytes.
+
     Example:
         >>> from netpress.pipeline.recipe import parse_recipe
         >>> r = run_recipe(model, parse_recipe(text), Context(split), "lenet-300-100")  # doctest: +SKIP
@@ -133,10 +160,14 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
     """
     say = progress or (lambda s: None)
     t_start = time.perf_counter()
-    folder = Path(run_dir) if run_dir is not None else None
+    main = ddp.is_main()
+    if recipe.comm is not None:
+        ctx.comm = recipe.comm
+    folder = Path(run_dir) if run_dir is not None and main else None
     meta = dict(meta or {})
     results: list[StageResult] = []
     start, resumed_from = 0, None
+    resumed_data = None
     if folder is not None and resume:
         info = _run_info(recipe, ctx, spec, meta, 0.0, [], "running")
         old_val = _check_same_run(folder, info)
@@ -145,12 +176,22 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
         if old_val is not None and done >= 0:
             base_val = old_val
             model = load_checkpoint(checkpoint_path(folder, done), spec)
+            resumed_data = checkpoint_path(folder, done).read_bytes()
             results = [StageResult(**r) for r in records]
             start, resumed_from = done, done
             say(f"resuming after stage {done}/{len(recipe.stages)}")
+    if resume and ddp.active():
+        st = _sync_state({"start": start, "resumed_from": resumed_from,
+                          "base_val": base_val if resumed_from is not None else None,
+                          "results": [asdict(r) for r in results]})
+        start, resumed_from = st["start"], st["resumed_from"]
+        if resumed_from is not None:
+            base_val = st["base_val"]
+            results = [StageResult(**r) for r in st["results"]]
+            model, _ = _sync(model, resumed_data or b"", spec)
     if start == 0 and resumed_from is None:
         base_val = ctx.evaluate(model)
-        model, data = reload(model, spec)
+        model, data = _sync(*reload(model, spec), spec)
         if folder is not None:
             if not resume and (folder / "run.json").is_file():
                 raise ConfigError(f"{folder} already holds a run; pass --resume to continue it, "
@@ -163,15 +204,18 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
     for i in range(start, len(recipe.stages)):
         cfg = recipe.stages[i]
         say(f"stage {i + 1}/{len(recipe.stages)}: {type(cfg).__name__}")
+        ddp.fault_point(i + 1)
         torch.manual_seed(ctx.seed + i + 1)
         t0 = time.perf_counter()
+        logged = len(ctx.comm_log)
         model = apply(model, cfg, ctx)
         seconds = time.perf_counter() - t0
-        model, data = reload(model, spec)
+        model, data = _sync(*reload(model, spec), spec)
         acc = ctx.evaluate(model)
         check = _stage_check(recipe, i, base_val, acc)
         say(f"  validation accuracy {acc * 100:.2f}% ({seconds:.1f} s)")
-        res = StageResult(type(cfg).__name__, cfg.to_dict(), seconds, acc, check)
+        comm = ctx.comm_log[logged:] or None
+        res = StageResult(type(cfg).__name__, cfg.to_dict(), seconds, acc, check, comm)
         results.append(res)
         if folder is not None:
             save_checkpoint(folder, i + 1, data, asdict(res))
@@ -183,6 +227,9 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
                 f"stage {i + 1} ({type(cfg).__name__}) lowered validation accuracy by "
                 f"{check['drop_pp']:.2f} pp, more than its check allows ({check['max_drop_pp']} pp);"
                 " make the stage gentler (or add fine-tuning) or raise check.max_drop_pp")
+    if not main:  # rank 0 measures, encodes and writes
+        return RunResult(model, b"", base_val, float("nan"), results,
+                         time.perf_counter() - t_start, resumed_from)
     test_acc = evaluate(model, ctx.task).accuracy
     say("encoding")
     metrics = {"baseline_val_accuracy": base_val, "test_accuracy": test_acc,

@@ -9,6 +9,13 @@ minimise size, minimise latency. A trial is feasible when its validation accurac
 smallest feasible artifact (ties: higher accuracy). Everything lands in the run folder
 (docs/runs.md): run.json, trials.json, best-recipe.yaml, best.netpress, sensitivity.json and
 the study (search.db unless another storage URL is given).
+
+Several workers — processes on one machine or several — search together when they share
+one storage URL and study name and pass ``study_trials=N`` (``--study-trials N``): each
+asks the storage for the next trial number (the database hands out each number once),
+runs trial numbers below N only and stops when the study holds N trials. A number handed
+out past N in a race is marked FAIL with ``surplus`` set and never run. ``worker`` (0, 1, …)
+offsets the sampler's seed so that workers do not propose the same points.
 """
 
 from __future__ import annotations
@@ -157,8 +164,24 @@ def _sensitivity(base: nn.Module, ctx: Context, run_dir: Path, say) -> Sensitivi
     return sens
 
 
-def _open_study(storage: str, name: str, seed: int, meta: dict) -> optuna.Study:
+def _storage(url: str):
+    """An RDB storage; SQLite waits up to a minute for a lock another worker holds. Workers
+    starting together race to create the tables: a failed attempt is retried."""
+    if not url.startswith("sqlite:"):
+        return url
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        except Exception:  # sqlalchemy's OperationalError/IntegrityError of the other's DDL
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _open_study(storage: str, name: str, seed: int, meta: dict, worker: int = 0) -> optuna.Study:
     optuna.logging.set_verbosity(logging.WARNING)
+    storage = _storage(storage)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=None)
@@ -170,14 +193,21 @@ def _open_study(storage: str, name: str, seed: int, meta: dict) -> optuna.Study:
 
     # A resumed study gets a sampler seeded past its history, so it does not replay it.
     # Feasibility reaches the sampler through Trial.set_constraint (Optuna 5).
-    sampler = optuna.samplers.TPESampler(seed=seed + done, multivariate=True)
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
-                                directions=["maximize", "minimize", "minimize"],
-                                load_if_exists=True)
+    sampler = optuna.samplers.TPESampler(seed=seed + done + 7919 * worker, multivariate=True)
+    for attempt in range(5):  # two workers creating the study at once: one of them retries
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                        directions=["maximize", "minimize", "minimize"],
+                                        load_if_exists=True)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     for k, v in meta.items():
         old = study.user_attrs.get(k)
         if old is not None and old != v:
-            raise ConfigError(f"study {name!r} in {storage} was made with {k}={old!r}, not {v!r};"
+            raise ConfigError(f"study {name!r} in {storage!s} was made with {k}={old!r}, not {v!r};"
                               " pass another --study-name or --storage")
         study.set_user_attr(k, v)
     return study
@@ -187,8 +217,11 @@ def run_search(model: nn.Module, spec: str, data: Task | Split, budgets: Budgets
                run_dir: str | Path, epochs: float = 1.0, storage: str | None = None,
                study_name: str = "netpress-search", seed: int = 0, threads: int = 2,
                weights: str | None = None, on_trial: Callable[[dict], None] | None = None,
-               progress: Callable[[str], None] | None = None) -> SearchResult:
-    """Run ``trials`` more trials of the study and write the run folder.
+               progress: Callable[[str], None] | None = None, study_trials: int | None = None,
+               worker: int = 0) -> SearchResult:
+    """Run ``trials`` more trials of the study and write the run folder; with
+    ``study_trials``, run trials until the (shared) study holds that many (``trials`` is
+    then ignored).
 
     Example:
         >>> from netpress.data import load_split
@@ -197,8 +230,12 @@ def run_search(model: nn.Module, spec: str, data: Task | Split, budgets: Budgets
         >>> res.best["size_bytes"] == len(open("run/best.netpress", "rb").read())  # doctest: +SKIP
         True
     """
-    if trials < 1:
+    if study_trials is None and trials < 1:
         raise ConfigError(f"--trials {trials}: a search needs at least 1 trial")
+    if study_trials is not None and study_trials < 1:
+        raise ConfigError(f"--study-trials {study_trials}: a study needs at least 1 trial")
+    if worker < 0:
+        raise ConfigError(f"--worker {worker}: workers are numbered 0, 1, 2, …")
     say = progress or (lambda s: None)
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -218,10 +255,9 @@ def run_search(model: nn.Module, spec: str, data: Task | Split, budgets: Budgets
     write_json(run_dir / "run.json", run_info)
     sens = _sensitivity(base, ctx, run_dir, say)
     study = _open_study(storage, study_name, seed, {"model": spec, "data": ctx.data_name,
-                                                     "epochs": epochs, "seed": seed})
+                                                     "epochs": epochs, "seed": seed}, worker)
     artifacts: dict[int, bytes] = {}
-    for _ in range(trials):
-        trial = study.ask()
+    for trial in _trials(study, trials, study_trials, worker, say):
         params = sample(trial, space)
         recipe = build_recipe(params, whole_epochs, sens, name=f"{study_name}-t{trial.number}")
         say(f"trial {trial.number}: running")
@@ -248,6 +284,24 @@ def run_search(model: nn.Module, spec: str, data: Task | Split, budgets: Budgets
             on_trial(_record(study.trials[trial.number], budgets))
     return _finish(study, budgets, base, spec, ctx, sens, whole_epochs, artifacts, run_dir,
                    run_info, base_size, t_start, say)
+
+
+def _trials(study: optuna.Study, trials: int, study_trials: int | None, worker: int, say):
+    """The trials this worker runs: ``trials`` of them, or with ``study_trials`` every
+    number below it the storage hands this worker."""
+    if study_trials is None:
+        for _ in range(trials):
+            yield study.ask()
+        return
+    while len(study.get_trials(deepcopy=False)) < study_trials:
+        trial = study.ask()
+        if trial.number >= study_trials:  # another worker took the last number first
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return
+        trial.set_user_attr("worker", worker)
+        yield trial
+    say(f"the study holds {study_trials} trials: worker {worker} stops")
 
 
 def _finish(study, budgets, base, spec, ctx, sens, whole_epochs, artifacts, run_dir, run_info,

@@ -12,6 +12,7 @@ import importlib
 MODULES = ("netpress.techniques.prune", "netpress.techniques.cluster",
            "netpress.techniques.quantize", "netpress.techniques.lowrank",
            "netpress.techniques.distill", "netpress.techniques.share",
+           "netpress.techniques.regularize",
            "netpress.pipeline.steps", "netpress.zoo.hf_task")
 
 
