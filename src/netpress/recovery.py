@@ -153,3 +153,20 @@ def recover(
     finally:
         release(held)
     return result
+
+
+def budget_step(steps: list[dict], say, key: str, value: float, label: str, score: float,
+                floor: float, epochs: int) -> bool:
+    """Record one rung of a budget search (``{key: value, "val_score", "epochs",
+    "within_budget"}``), say it, and return whether its validation ``score`` kept ``floor``.
+
+    Example:
+        >>> steps = []
+        >>> budget_step(steps, lambda s: None, "sparsity", 0.5, "sparsity 50%", 0.9, 0.8, 3)
+        True
+    """
+    ok = score >= floor
+    steps.append({key: value, "val_score": score, "epochs": epochs, "within_budget": ok})
+    say(f"{label}: val {score * 100:.2f} (floor {floor * 100:.2f}) after {epochs} epochs — "
+        f"{'kept' if ok else 'over budget, stop'}")
+    return ok

@@ -108,8 +108,10 @@ def default_example(model: nn.Module, spec: str | None = None) -> Inputs:
     return torch.zeros(1, 1, 28, 28)
 
 
-def graph_proto(model: nn.Module, example: Inputs, fuse: bool = True):
-    """The ONNX proto the file carries (see the module docstring for the form)."""
+def graph_proto(model: nn.Module, example: Inputs, fuse: bool = True,
+                baked: nn.Module | None = None):
+    """The ONNX proto the file carries (see the module docstring for the form);
+    ``baked`` is ``bake`` of a copy of ``model`` when the caller has one already."""
     from ..export.fuse import hf_config
     from ..export.nbits import export_nbits_model, nbits_layers
     from ..export.onnx import export_proto
@@ -119,9 +121,11 @@ def graph_proto(model: nn.Module, example: Inputs, fuse: bool = True):
         return export_nbits_model(model, example, fuse=fuse)
     if _int8_weights(model):  # fake-quant int8: QDQ with the weights folded to int8
         return export_proto(model, example, fuse=False)
-    from ..bake import bake
+    if baked is None:
+        from ..bake import bake
 
-    baked = bake(copy.deepcopy(model)).eval()
+        baked = bake(copy.deepcopy(model))
+    baked = baked.eval()
     fuse = fuse and hf_config(baked) is not None
     return export_proto(baked, example, fuse=fuse, constant_folding=False)
 
@@ -173,11 +177,16 @@ def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None
         >>> artifact_bytes(build_model("lenet5"), "lenet5")[:8]
         b'NETPRESS'
     """
+    from ..bake import bake
     from ..encode.graph import graph_of
+    from ..techniques.edits import unique_state
 
-    state, structure = baked_parts(model, spec)
+    baked = bake(copy.deepcopy(model))  # once: the state, the structure and the graph
+    state = unique_state(baked)
+    state = {k: state[k] for k in sorted(state)}
+    structure = structure_of(baked, spec)
     example = default_example(model, spec) if example is None else example
-    graph, arrays = graph_of(graph_proto(model, example, fuse))
+    graph, arrays = graph_of(graph_proto(model, example, fuse, baked=baked))
     torch_map, extra = _torch_map(state, arrays)
     streams: list[bytes] = []
     tensors, seen = [], {}

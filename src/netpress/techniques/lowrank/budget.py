@@ -17,7 +17,7 @@ from torch import nn
 
 from ...context import Context
 from ...errors import ConfigError
-from ...recovery import RECOVERY, Recovery, recover
+from ...recovery import RECOVERY, Recovery, budget_step, recover
 from .factorize import LowRank, factorize, plan_ranks
 
 LADDER = (0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.07, 0.05)
@@ -72,13 +72,8 @@ def lowrank_to_budget(
         net = factorize(copy.deepcopy(dense), plan)
         run = recover(net, ctx, settings, teacher=dense, stop_at=floor,
                       description=f"low-rank {ratio:g}: recover")
-        val = ctx.evaluate(net)
-        ok = val >= floor
-        result.steps.append({"params_ratio": ratio, "val_score": val, "epochs": len(run.losses),
-                             "within_budget": ok})
-        say(f"params ratio {ratio:g}: val {val * 100:.2f} (floor {floor * 100:.2f}) after "
-            f"{len(run.losses)} epochs — {'kept' if ok else 'over budget, stop'}")
-        if not ok:
+        if not budget_step(result.steps, say, "params_ratio", ratio, f"params ratio {ratio:g}",
+                           ctx.evaluate(net), floor, len(run.losses)):
             break
         result.model, result.plan, result.params_ratio = net, plan, ratio
     return result

@@ -21,7 +21,7 @@ from torch import nn
 
 from ...context import Context
 from ...errors import ConfigError
-from ...recovery import RECOVERY, Recovery
+from ...recovery import RECOVERY, Recovery, budget_step
 from ...targets import Targets
 from .magnitude import Scope, prune_to
 from .masking import overall_sparsity
@@ -102,13 +102,9 @@ def prune_to_budget(
                            loss_fn=loss_fn, on_step=on_step, description=f"prune: {s:.0%}",
                            patience=max(1, settings.patience), min_epochs=ramp_epochs,
                            stop_at=floor)
-        score = ctx.evaluate(model)  # the ramp ended at s (step == end), then it recovered
-        ok = score >= floor
-        result.steps.append({"sparsity": s, "val_score": score, "epochs": len(run.losses),
-                             "within_budget": ok})
-        say(f"sparsity {s:.0%}: val {score * 100:.2f} (floor {floor * 100:.2f}) after "
-            f"{len(run.losses)} epochs — {'kept' if ok else 'over budget, stop'}")
-        if not ok:
+        # the ramp ended at s (step == end), then it recovered
+        if not budget_step(result.steps, say, "sparsity", s, f"sparsity {s:.0%}",
+                           ctx.evaluate(model), floor, len(run.losses)):
             break
         result.sparsity = s
         kept = copy.deepcopy(model.state_dict())
