@@ -58,7 +58,9 @@ def register_commands(app: typer.Typer) -> None:
         weights: str = WeightsOpt,
         data: str = DataOpt,
         data_dir: str = DataDirOpt,
-        out: str = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
+        out: str = typer.Option(..., "--out", "-o", help=(
+            "Where to write the .onnx file (or a .netpress file: the same graph, its int8 "
+            "tables entropy-coded, run by `netpress run`).")),
         form: str = typer.Option("auto", "--form", help=(
             "auto (MatMulNBits for a weight-only model, else fp32) | fp32 | int8-dynamic "
             "(ONNX Runtime's dynamic int8 on the graph) | nbits.")),
@@ -90,7 +92,7 @@ def register_commands(app: typer.Typer) -> None:
         ui.info(f"exporting {spec} as {form} to {out}")
         rec = export_model(net, task, out, form=form, fuse=fuse, threads=threads,
                            batch_sizes=sizes, passes=passes, limit=examples,
-                           max_drop_pp=max_drop_pp, say=ui.info)
+                           max_drop_pp=max_drop_pp, say=ui.info, spec=spec)
         rec.update(model=spec, data=task.name)
         write_json(f"{out}.json", rec)
         if json_out:
@@ -104,6 +106,9 @@ def register_commands(app: typer.Typer) -> None:
                           if isinstance(chk.get(k), float))
         ui.out_console.print(f"check on {chk['examples']} test examples: max relative error "
                              f"{chk['max_rel_error']:.1e}" + (f"; {extra}" if extra else ""))
+        if rec.get("int8", {}).get("alpha") is not None:
+            ui.out_console.print(f"activations smoothed (alpha {rec['int8']['alpha']}, chosen "
+                                 "on validation)")
         if rec.get("int8", {}).get("kept_float"):
             i8 = rec["int8"]
             ui.out_console.print(f"kept float for the {i8['max_drop_pp']} pp budget: "

@@ -108,6 +108,75 @@ def compare_table(out: dict) -> Table:
     return t
 
 
+def deploy_table(trials: list[dict], title: str = "deploy search trials") -> Table:
+    """The table of a deploy search's trial records (as in trials.json).
+
+    Example:
+        >>> deploy_table([]).row_count
+        0
+    """
+    t = Table(title=title, title_justify="left")
+    sizes = sorted({b for r in trials for b in r["speedup"]}, key=lambda b: int(b[1:]))
+    for c in ("#", "heads", "ffn", "form", "score", "drop pp", "recall@10", "file MB",
+              *[f"× {b}" for b in sizes], "feasible"):
+        t.add_column(c, justify="left" if c in ("form", "feasible") else "right")
+    for r in trials:
+        p = r["params"]
+        rec = r.get("recall_at_10")
+        t.add_row(str(r["number"]), f"{p['heads']:g}", f"{p['ffn']:g}", p["form"],
+                  f"{r['val_accuracy']:.4f}", f"{r['accuracy_drop_pp']:+.2f}",
+                  f"{rec:.3f}" if isinstance(rec, float) else "–",
+                  f"{r['size_bytes'] / 1e6:.1f}", *[f"{r['speedup'][b]:.2f}" for b in sizes],
+                  ("yes" if r["feasible"] else "no") + (" *" if r.get("pareto") else ""))
+    return t
+
+
+def _deploy_search(model, weights, data, data_dir, max_acc_drop, max_size_kb, min_speedup,
+                   batch_sizes, examples, trials, epochs, run_dir, seed, threads, json_out):
+    from ..pipeline.deploy_search import DeployBudgets, run_deploy_search
+    from .export import _batch_sizes
+
+    budgets = DeployBudgets(max_acc_drop, max_size_kb, min_speedup)
+    if trials is None or trials < 1:
+        raise ConfigError("--space deploy runs --trials N points of its grid (24 in all)")
+    if epochs < 1 or epochs != int(epochs):
+        raise ConfigError(f"--epochs {epochs}: the deploy search fine-tunes whole epochs")
+    sizes = _batch_sizes(batch_sizes)
+    folder = Path(run_dir) if run_dir else default_run_dir("search")
+    net = get_model(model, weights)
+    task = get_task(model, net, data, data_dir, seed)
+
+    def on_trial(r: dict) -> None:
+        p = r["params"]
+        ui.info(f"trial {r['number']}: heads {p['heads']:g} ffn {p['ffn']:g} {p['form']}: "
+                f"score {r['val_accuracy']:.4f} ({r['accuracy_drop_pp']:+.2f} pp), "
+                f"{r['size_bytes'] / 1e6:.1f} MB, speed-up "
+                + ", ".join(f"{v:.2f}× {b}" for b, v in r["speedup"].items())
+                + (", feasible" if r["feasible"] else ", infeasible"))
+
+    res = run_deploy_search(net, model, task, budgets, trials, folder, sizes, int(epochs),
+                            seed, threads, limit=examples, on_trial=on_trial, progress=ui.info)
+    if json_out:
+        emit_json({"run_dir": str(folder), "baseline_val_score": res.baseline_val_score,
+                   "trials": res.trials, "best": res.best, "best_test": res.best_test,
+                   "seconds": res.seconds})
+        return
+    ui.out_console.print(deploy_table(res.trials, "deploy search (* = on the Pareto front)"))
+    b = res.best
+    if b is None:
+        ui.out_console.print("no trial met every budget; loosen a budget or run more trials. "
+                             f"Trials: {folder / 'trials.json'}")
+        return
+    t = res.best_test or {}
+    ui.out_console.print(
+        f"best: trial {b['number']} ({b['params']}): {b['size_bytes']:,} bytes, validation "
+        f"score {b['val_accuracy']:.4f}; on test: score {t.get('score', float('nan')):.4f}, "
+        + ", ".join(f"{v:.2f}× at {k}" for k, v in (t.get("speedup") or {}).items())
+        + f"\ndeploy: {b['deploy']}; artifact: {folder / 'best.netpress'}"
+        + (f"; recipe: {folder / 'best-recipe.yaml'}" if (folder / "best-recipe.yaml").exists()
+           else ""))
+
+
 def register_commands(app: typer.Typer) -> None:
     """Add ``search`` and ``compare`` to ``app``.
 
@@ -142,12 +211,33 @@ def register_commands(app: typer.Typer) -> None:
                                     "sqlite:///RUN_DIR/search.db); share one to search together."),
         study_name: str = typer.Option("netpress-search", "--study-name",
                                        help="Study in the storage; an existing one is resumed."),
+        space: str = typer.Option("auto", "--space", help=(
+            "mix (pruning + weight sharing, the CNN search) | deploy (transformers: heads / "
+            "FFN removed × fp32 / int8 / int8 with float layers / 4-bit, timed as deployed) | "
+            "auto (deploy for a Hugging Face model, else mix).")),
+        min_speedup: float = typer.Option(None, "--min-speedup", help=(
+            "deploy: the smallest speed-up against the model in torch eager, at every "
+            "--batch-sizes.")),
+        batch_sizes: str = typer.Option("1,32", "--batch-sizes", help=(
+            "deploy: batch sizes to time (comma-separated).")),
+        examples: int = typer.Option(128, "--examples", help=(
+            "deploy: validation examples per timed pass.")),
         seed: int = SeedOpt,
         threads: int = ThreadsOpt,
         json_out: bool = JsonOpt,
     ):
         """Search technique mixes under budgets; print the Pareto front and the best recipe."""
         start(json_out)
+        if space not in ("auto", "mix", "deploy"):
+            raise ConfigError(f"--space {space!r}: use auto, mix or deploy")
+        if space == "deploy" or (space == "auto" and model and model.startswith("hf:")):
+            _deploy_search(model, weights, data, data_dir, max_acc_drop, max_size_kb,
+                           min_speedup, batch_sizes, examples, trials, epochs, run_dir, seed,
+                           threads, json_out)
+            return
+        if min_speedup is not None:
+            raise ConfigError("--min-speedup is a budget of --space deploy (transformers); "
+                              "the mix search takes --max-latency-ms")
         budgets = Budgets(max_acc_drop, max_size_kb, max_latency_ms)
         if (trials is None) == (study_trials is None):
             raise ConfigError("give either --trials N (this worker runs N trials) or "

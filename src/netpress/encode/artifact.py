@@ -165,6 +165,56 @@ def _torch_map(state: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]):
     return out, extra
 
 
+def _encode_arrays(arrays: dict[str, np.ndarray], coder: Coder, index: IndexKind
+                   ) -> tuple[list[dict], list[bytes]]:
+    """The header's tensor entries and the streams of ``arrays``, each in its smallest
+    encoding; a tied table is stored once (the same tensor, or its transpose)."""
+    streams: list[bytes] = []
+    tensors, seen = [], {}
+    for name, a in arrays.items():
+        key = (a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).digest())
+        t_key = (a.dtype.str, a.T.shape, hashlib.sha256(a.T.tobytes()).digest()) \
+            if a.ndim == 2 else None
+        alias = {"name": name, "shape": list(a.shape), "dtype": a.dtype.name}
+        if key in seen:
+            tensors.append(dict(alias, encoding="same", of=seen[key]))
+        elif t_key in seen:
+            tensors.append(dict(alias, encoding="transpose", of=seen[t_key]))
+        else:
+            tensors.append(encode_array(name, a, streams, coder, index))
+            seen[key] = name
+    return tensors, streams
+
+
+def graph_artifact_bytes(proto, spec: str, recipe: list[dict] | None = None,
+                         metrics: dict | None = None, coder: Coder = "ans",
+                         index: IndexKind = "auto") -> bytes:
+    """The bytes of a ``.netpress`` file holding the ONNX graph ``proto`` as it is — e.g.
+    the dynamic-int8 graph ``netpress export`` made — with its int8 / uint8 tables
+    entropy-coded. There is no torch state: loading it gives a ``GraphModule``, and
+    ``netpress.runtime`` runs it.
+
+    Example:
+        >>> graph_artifact_bytes(onnx.load("int8.onnx"), "hf:minilm")[:8]  # doctest: +SKIP
+        b'NETPRESS'
+    """
+    from ..encode.graph import graph_of
+
+    graph, arrays = graph_of(proto)
+    tensors, streams = _encode_arrays(arrays, coder, index)
+    params = sum(int(a.size) for a in arrays.values())
+    header = {
+        "format": FORMAT_NAME,
+        "netpress_version": __version__,
+        "model": {"spec": spec, "class": "onnx", "params": params},
+        "recipe": recipe or [],
+        "metrics": metrics or {},
+        "graph": graph,
+        "tensors": tensors,
+    }
+    return pack_container(header, streams)
+
+
 def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None,
                    metrics: dict | None = None, coder: Coder = "ans",
                    index: IndexKind = "auto", example: Inputs | None = None,
@@ -188,20 +238,7 @@ def artifact_bytes(model: nn.Module, spec: str, recipe: list[dict] | None = None
     example = default_example(model, spec) if example is None else example
     graph, arrays = graph_of(graph_proto(model, example, fuse, baked=baked))
     torch_map, extra = _torch_map(state, arrays)
-    streams: list[bytes] = []
-    tensors, seen = [], {}
-    for name, a in {**arrays, **extra}.items():
-        key = (a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).digest())
-        t_key = (a.dtype.str, a.T.shape, hashlib.sha256(a.T.tobytes()).digest()) \
-            if a.ndim == 2 else None
-        alias = {"name": name, "shape": list(a.shape), "dtype": a.dtype.name}
-        if key in seen:  # a tied table stored once: the same tensor, or its transpose
-            tensors.append(dict(alias, encoding="same", of=seen[key]))
-        elif t_key in seen:
-            tensors.append(dict(alias, encoding="transpose", of=seen[t_key]))
-        else:
-            tensors.append(encode_array(name, a, streams, coder, index))
-            seen[key] = name
+    tensors, streams = _encode_arrays({**arrays, **extra}, coder, index)
     params = sum(t.numel() for t in state.values() if t.is_floating_point())
     desc = {"spec": spec, "class": type(model).__name__, "params": params}
     if structure["edits"] or structure["resized"]:  # plain models keep the original header

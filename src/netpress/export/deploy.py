@@ -4,13 +4,19 @@ Runtime session runs, checked against the torch model and timed against it.
 Forms (``form``):
 
 - ``fp32`` — the float graph; a Hugging Face encoder is fused (``export.fuse``);
-- ``int8-dynamic`` — the fp32 graph through ONNX Runtime's dynamic quantizer (per-channel
-  int8 weights, activations quantized at run time; a fused encoder's attention becomes
-  ``QAttention``); with ``max_drop_pp`` the most sensitive layers stay float until the
-  validation score is within that budget (``export.int8.int8_within``);
+- ``int8-dynamic`` — the fp32 graph, smoothed (``export.smooth``, strength chosen on
+  validation), through ONNX Runtime's dynamic quantizer (per-channel int8 weights,
+  activations quantized at run time; a fused encoder's attention becomes ``QAttention``);
+  with ``max_drop_pp`` the most sensitive layers stay float until the validation score is
+  within that budget (``export.int8.int8_dynamic``);
 - ``nbits`` — a weight-only 4/8-bit model (``WeightOnly``, or a packed file) with its own
   codes in ``MatMulNBits`` (``export.nbits``);
 - ``auto`` — ``nbits`` for a weight-only quantized model, ``fp32`` for any other.
+
+``out`` ending in ``.netpress`` writes the form as a ``.netpress`` file instead
+(``encode.artifact.graph_artifact_bytes``: the same graph, its int8 tables entropy-coded,
+run by ``netpress run`` / ``netpress.runtime``, a text encoder's batches in groups of
+similar length); it is checked and timed as that runtime runs it.
 
 Every export is checked: the graph's outputs on the task's test part against the torch
 model's (the maximum error relative to the largest output, and the task's comparison —
@@ -39,7 +45,7 @@ from ..io import atomic_write, file_size
 from ..profile.throughput import throughput
 from ..profile.timing import passive_openmp_warning, torch_runner
 from ..techniques.quantize.modules import baked_copy
-from .int8 import int8_within, ort_dynamic
+from .int8 import int8_dynamic
 from .nbits import export_nbits, nbits_layers
 from .onnx import export_onnx
 from .runtimes import ort_runner
@@ -47,6 +53,22 @@ from .runtimes import ort_runner
 FORMS = ("auto", "fp32", "int8-dynamic", "nbits")
 # float graphs sum in another order than torch (fused kernels, MLAS blocks)
 FLOAT_REL_TOL = 1e-3
+
+
+def runtime_runner(path: Path, threads: int):
+    """A runner over ``netpress.runtime`` for the ``.netpress`` file ``path``."""
+    import numpy as np
+
+    from ..runtime.model import Model
+
+    model = Model(path.read_bytes(), threads)
+    names = model.input_names
+
+    def run(x):
+        feeds = {n: x[n].numpy() for n in names} if isinstance(x, dict) else x.numpy()
+        return torch.from_numpy(np.ascontiguousarray(model.run(feeds)))
+
+    return run
 
 
 def resolve_form(model: nn.Module, form: str) -> str:
@@ -88,10 +110,7 @@ def _build(model: nn.Module, task, form: str, tmp: Path, fuse: bool, info: dict,
     if form != "int8-dynamic":
         return path
     q = tmp / "int8.onnx"
-    if max_drop_pp is None:
-        ort_dynamic(path, q)
-    else:
-        info["int8"] = int8_within(path, q, task, max_drop_pp, threads, say)
+    info["int8"] = int8_dynamic(path, q, task, max_drop_pp, threads, say=say)
     return q
 
 
@@ -107,6 +126,7 @@ def export_model(
     limit: int | None = 256,
     max_drop_pp: float | None = None,
     say: Callable[[str], None] = lambda s: None,
+    spec: str = "?",
 ) -> dict:
     """Export ``model`` to ``out`` as ``form``, check it on ``task``'s test part and time
     it against the model in torch eager. Returns the record (see the module docstring).
@@ -130,8 +150,17 @@ def export_model(
     with tempfile.TemporaryDirectory(prefix="netpress-export-") as d:
         # built, checked and timed in a temporary folder; OUT is written only if it passes
         path = _build(model, task, form, Path(d), fuse, info, max_drop_pp, threads, say)
+        artifact = out.suffix == ".netpress"
+        if artifact:
+            import onnx
+
+            from ..encode.artifact import graph_artifact_bytes
+
+            data = graph_artifact_bytes(onnx.load(str(path)), spec)
+            path = Path(d) / "model.netpress"
+            path.write_bytes(data)
         try:
-            run = ort_runner(path, threads)
+            run = runtime_runner(path, threads) if artifact else ort_runner(path, threads)
             got, targets = task.runner_outputs(run, "test")
         except NetpressError:
             raise
@@ -162,6 +191,7 @@ def export_model(
                 for b, v in speed["onnxruntime"].items() if v["vs_baseline"] < 1.0]
     return {
         "out": str(out), "form": form, "file_bytes": file_size(out), "threads": threads,
+        "container": "netpress" if out.suffix == ".netpress" else "onnx",
         "fused": info.get("fused", {}), "fuse_note": info.get("fuse_note", ""),
         **({"int8": info["int8"]} if "int8" in info else {}),
         "check": {"part": "test", "examples": int(ref.shape[0]), "max_rel_error": rel,

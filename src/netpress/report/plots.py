@@ -101,6 +101,72 @@ def tradeoff_png(points: list[dict], axis: str = "size", limits: dict | None = N
     return _png(fig)
 
 
+FORM_STYLE = {"fp32": ("#555555", "s"), "int8": ("#1f77b4", "o"),
+              "int8-float-layers": ("#17becf", "D"), "w4": ("#2ca02c", "^")}
+
+
+def speedup_png(trials: dict, score_label_text: str = "validation score") -> bytes:
+    """A deploy search's trials (``trials.json`` with ``speedup`` per batch size): the
+    task's score against the speed-up over the uncompressed model in torch eager, one panel
+    per batch size; colour and marker by deployed form, the front of (score, speed-up)
+    as a line, the best trial starred, ``peers`` (other toolkits' points, each with its
+    source) as labelled black crosses, budget lines dashed.
+
+    Example:
+        >>> png = speedup_png({"trials": [{"number": 0, "params": {"form": "int8"},
+        ...     "val_accuracy": 0.99, "speedup": {"b1": 3.0}}], "best": 0})
+        >>> png[:4]
+        b'\x89PNG'
+    """
+    recs = [t for t in trials.get("trials", []) if isinstance(t, dict) and t.get("speedup")]
+    sizes = sorted({b for t in recs for b in t["speedup"]}, key=lambda b: int(b[1:]))
+    peers = [p for p in trials.get("peers", []) if isinstance(p, dict)]
+    budgets = trials.get("budgets") or {}
+    base = trials.get("baseline_val_accuracy")
+    fig, axes = plt.subplots(1, max(1, len(sizes)), figsize=(5.2 * max(1, len(sizes)), 4.4),
+                             dpi=100, squeeze=False)
+    for ax, b in zip(axes[0], sizes or ["b1"], strict=False):
+        pts = [(t["speedup"][b], t["val_accuracy"], t) for t in recs if b in t["speedup"]]
+        for form, (color, marker) in FORM_STYLE.items():
+            ps = [(x, y) for x, y, t in pts if t["params"].get("form") == form]
+            if ps:
+                ax.scatter([x for x, _ in ps], [y for _, y in ps], c=color, marker=marker, s=36,
+                           label=form, zorder=3)
+        front = pareto_indices([-x for x, _, _ in pts], [y for _, y, _ in pts])
+        if front:
+            fr = sorted((pts[i][0], pts[i][1]) for i in front)
+            ax.plot([x for x, _ in fr], [y for _, y in fr], color="#ff7f0e", linewidth=1.2,
+                    label="Pareto front", zorder=2)
+        best = [(x, y) for x, y, t in pts if t.get("number") == trials.get("best")]
+        if best:
+            ax.scatter(*zip(*best, strict=True), c="#d62728", marker="*", s=180,
+                       label="best", zorder=5)
+        for p in peers:
+            x, y = (p.get("speedup") or {}).get(b), p.get("score")
+            if x is None or y is None:
+                continue
+            ax.scatter([x], [y], c="black", marker="x", s=40, zorder=4)
+            ax.annotate(str(p.get("label")), (x, y), fontsize=7, xytext=(4, -9),
+                        textcoords="offset points")
+        if base is not None and budgets.get("max_acc_drop_pp") is not None:
+            ax.axhline(base - budgets["max_acc_drop_pp"] / 100, color="#2ca02c", linestyle="--",
+                       linewidth=1, label="score budget")
+        if budgets.get("min_speedup"):
+            ax.axvline(budgets["min_speedup"], color="#9467bd", linestyle="--", linewidth=1,
+                       label="speed-up budget")
+        ax.axvline(1.0, color="#999999", linewidth=0.8)
+        ax.set_xlabel(f"speed-up vs fp32 torch eager, batch {b[1:]}")
+        ax.set_ylabel(score_label_text)
+        ax.set_title(f"fidelity vs speed-up, batch {b[1:]}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower left")
+    if peers:
+        fig.text(0.01, 0.01, "×: " + "; ".join(sorted({str(p.get("source")) for p in peers
+                                                      if p.get("source")})), fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return _png(fig)
+
+
 def sensitivity_png(sens: dict, label: str = "top-1") -> bytes:
     """Accuracy against sparsity, one line per layer pruned alone (sensitivity.json).
 
@@ -227,6 +293,10 @@ def make_plots(data: RunData) -> dict[str, tuple[str, bytes]]:
     if any(p.get("latency_ms") is not None and p.get("accuracy") is not None for p in points):
         out["accuracy_vs_latency"] = ("Accuracy vs latency",
                                       tradeoff_png(points, "latency", limits, acc))
+    if data.trials and any(isinstance(t, dict) and t.get("speedup")
+                           for t in data.trials.get("trials", [])):
+        out["fidelity_vs_speedup"] = ("Fidelity vs speed-up (deployed forms; × = other "
+                                      "toolkits)", speedup_png(data.trials, acc))
     if data.sensitivity and data.sensitivity["layers"]:
         out["sensitivity"] = ("Per-layer sensitivity", sensitivity_png(data.sensitivity, label))
     if data.histograms and data.histograms["layers"]:
