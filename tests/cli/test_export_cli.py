@@ -68,11 +68,21 @@ def test_text_encoder_fused_int8_and_packed_w4(capsys, tiny_text_models, tmp_pat
     assert code == 0 and 0.95 < rec["check"]["cosine"] < 1.0
     assert "QAttention" in {n.op_type for n in onnx.load(tmp_path / "i8.onnx").graph.node}
     code, o, err = run(capsys, "export", "-m", enc, "--out", str(tmp_path / "i8b.onnx"),
-                       "--form", "int8-dynamic", "--max-drop-pp", "0.01", *common)
+                       "--form", "int8-dynamic", "--max-drop-pp", "0", *common)
     assert code == 0, err
     i8 = json.loads(o)["int8"]  # a budget tighter than all-int8 keeps some layers float
+    assert set(i8["alphas"]) == {"None", "0.5", "0.7", "0.85", "1.0"}  # smoothing chosen
     assert i8["kept_float"] and i8["val_score"] >= i8["val_score_fp32"] - 1e-4
     assert json.loads(o)["check"]["cosine"] > rec["check"]["cosine"]
+    # the same graph as a .netpress file: int8 tables entropy-coded, run by netpress.runtime
+    code, o, err = run(capsys, "export", "-m", enc, "--out", str(tmp_path / "i8.netpress"),
+                       "--form", "int8-dynamic", *common)
+    assert code == 0, err
+    art = json.loads(o)
+    assert art["container"] == "netpress" and art["file_bytes"] < rec["file_bytes"]
+    assert art["check"]["cosine"] == pytest.approx(rec["check"]["cosine"], abs=2e-3)
+    code, o, err = run(capsys, "run", str(tmp_path / "i8.netpress"), "--json")
+    assert code == 0, err
 
     # the packed weight-only file `netpress quantize` writes exports as MatMulNBits (auto)
     code, o, err = run(capsys, "quantize", "--model", enc, "--scheme", "w4-rtn", "--group-size",
