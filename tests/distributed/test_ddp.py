@@ -71,7 +71,8 @@ def test_two_processes_train_like_one(runs):
 def test_dead_rank_stops_and_resume_gives_same_bytes(runs):
     d, w = runs
     args = [str(d), str(w), str(d / "r.yaml"), str(d / "killed")]
-    assert _run(args, 2, NETPRESS_FAULT="1:2") != 0  # rank 1 dies when stage 2 starts
+    # rank 1 dies when stage 2 starts (the test-only hook of distributed/_testing.py)
+    assert _run(args, 2, NETPRESS_TESTING="1", NETPRESS_FAULT="1:2") != 0
     assert (d / "killed" / "checkpoints" / "stage-01.safetensors").is_file()
     assert not (d / "killed" / "model.netpress").exists()
     (d / "result-2.json").rename(d / "uninterrupted-2.json")
@@ -83,6 +84,7 @@ def test_dead_rank_stops_and_resume_gives_same_bytes(runs):
 
 def test_cli_nproc_reports_dead_rank(runs, tmp_path, capsys, monkeypatch):
     d, w = runs
+    monkeypatch.setenv("NETPRESS_TESTING", "1")
     monkeypatch.setenv("NETPRESS_FAULT", "1:1")
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
     code = main(["compress", "--model", "lenet-300-100", "--weights", str(w), "--data", "digits",

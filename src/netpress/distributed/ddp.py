@@ -200,11 +200,3 @@ def barrier() -> None:
     """Wait for every rank (no-op outside a group)."""
     if active():
         dist.barrier()
-
-
-def fault_point(stage: int) -> None:
-    """For tests of failure handling: ``NETPRESS_FAULT=rank:stage`` makes that rank exit
-    (code 17) when it reaches that stage, as a crashed process would."""
-    spec = os.environ.get("NETPRESS_FAULT")
-    if spec and spec == f"{rank()}:{stage}":
-        os._exit(17)

@@ -27,6 +27,7 @@ from ..api import evaluate
 from ..config import apply
 from ..context import Context
 from ..distributed import ddp
+from ..distributed._testing import fault_point
 from ..encode.artifact import artifact_bytes
 from ..errors import ConfigError, NetpressError
 from ..io import write_bytes, write_json
@@ -204,7 +205,7 @@ def run_recipe(model: nn.Module, recipe: Recipe, ctx: Context, spec: str,
     for i in range(start, len(recipe.stages)):
         cfg = recipe.stages[i]
         say(f"stage {i + 1}/{len(recipe.stages)}: {type(cfg).__name__}")
-        ddp.fault_point(i + 1)
+        fault_point(i + 1)  # test-only hook, inert unless NETPRESS_TESTING=1
         torch.manual_seed(ctx.seed + i + 1)
         t0 = time.perf_counter()
         logged = len(ctx.comm_log)
