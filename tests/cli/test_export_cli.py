@@ -97,6 +97,13 @@ def test_text_encoder_fused_int8_and_packed_w4(capsys, tiny_text_models, tmp_pat
     assert rec["fused"]["MultiHeadAttention"] == 2
     ops = {n.op_type for n in onnx.load(tmp_path / "w4.onnx").graph.node}
     assert "MatMulNBits" in ops and "MatMul" not in ops
+    # as a .netpress file: held to the float tolerance in exact mode, fast mode reported
+    code, o, err = run(capsys, "export", "-m", enc, "-w", str(tmp_path / "q" / "model.safetensors"),
+                       "--out", str(tmp_path / "w4.netpress"), *common)
+    assert code == 0, err
+    art = json.loads(o)["check"]
+    assert art["mode"] == "exact" and art["max_rel_error"] < 1e-3
+    assert 0.9 < art["fast"]["cosine"] <= 1.0
 
 
 def test_bad_form_and_batch_sizes_fail_on_one_line(capsys, weights, tmp_path):

@@ -73,3 +73,32 @@ def test_a_graph_without_matmuls_is_not_smoothed(tmp_path):
     rec = int8_dynamic(fp, tmp_path / "q.onnx", task)
     assert list(rec["alphas"]) == ["None"] and rec["alpha"] is None
     assert np.isfinite(rec["val_score"])
+
+
+def test_shared_weights_and_unnamed_nodes_get_their_own_names():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from netpress.export.runtimes import ort_session
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "w")
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["a"]), helper.make_node("MatMul", ["x", "w"], ["b"]),
+         helper.make_node("Add", ["a", "b"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [w])
+    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    x[:, 1] *= 30  # an outlier channel
+    x[:, 2] = 0  # a channel silent on calibration
+    ranges = {"x": np.abs(x).max(0)}
+    sm = smooth(proto, ranges, alpha=0.85)
+    onnx.checker.check_model(sm)
+    names = [o for n in sm.graph.node for o in n.output] + [i.name for i in sm.graph.initializer]
+    assert len(names) == len(set(names))
+    assert "w" not in {i.name for i in sm.graph.initializer}  # both users have their copy
+    inv = [numpy_helper.to_array(i) for i in sm.graph.initializer if "inv" in i.name]
+    assert len(inv) == 2 and all(float(a.max()) < 1e3 for a in inv)  # silent channel clamped
+    want = ort_session(proto.SerializeToString(), 1).run(None, {"x": x})[0]
+    got = ort_session(sm.SerializeToString(), 1).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

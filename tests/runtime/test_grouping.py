@@ -8,7 +8,9 @@ import onnx
 import pytest
 import torch
 
+from netpress.errors import ModelError
 from netpress.runtime.grouping import length_groups, run_grouped
+from netpress.runtime.model import _groupable
 
 
 def _cost(parts, overhead):
@@ -47,6 +49,31 @@ def test_rows_come_back_in_order_and_are_cut_to_their_length():
     out = run_grouped(run, {"input_ids": ids, "attention_mask": mask}, overhead=0)
     assert out[:, 0].tolist() == ids.sum(1).tolist()
     assert max(widths) == 6 and min(widths) == 1
+
+
+def test_only_graphs_with_one_row_per_text_are_grouped():
+    mask = {"attention_mask": {"shape": ["batch", "sequence"]}}
+    assert _groupable(mask, {"shape": ["batch", 384]})
+    assert _groupable(mask, {"shape": ["batch", "Divoutput_dim_1"]})
+    assert not _groupable(mask, {"shape": ["batch", "sequence"]})  # one value per token
+    assert not _groupable(mask, {"shape": [1, 384]})
+    assert not _groupable({"attention_mask": {"shape": [4, 8]}}, {"shape": [4, 384]})
+    assert not _groupable({}, {"shape": ["batch", 384]})
+
+
+def test_outputs_that_are_not_per_text_and_odd_inputs_are_refused():
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
+    feeds = {"input_ids": mask.copy(), "attention_mask": mask}
+    with pytest.raises(ModelError, match="one row per text"):
+        run_grouped(lambda f: np.zeros((len(f["input_ids"]) + 1, 3)), feeds, overhead=0)
+    seen = []
+    out = run_grouped(lambda f: seen.append(f["pos"].shape) or f["input_ids"][:, :1],
+                      {**feeds, "pos": np.arange(4)[None]}, overhead=0, cut=["input_ids",
+                                                                            "attention_mask"])
+    assert out.shape == (3, 1) and set(seen) == {(1, 4)}  # passed whole, not cut
+    with pytest.raises(ModelError, match="attention mask's shape"):
+        run_grouped(lambda f: f["input_ids"][:, :1], {**feeds, "pos": np.arange(4)[None]},
+                    cut=["pos"])
 
 
 def test_encoder_file_gives_the_same_rows_grouped(tiny_text_models, tmp_path):

@@ -145,6 +145,10 @@ def _deploy_search(model, weights, data, data_dir, max_acc_drop, max_size_kb, mi
     folder = Path(run_dir) if run_dir else default_run_dir("search")
     net = get_model(model, weights)
     task = get_task(model, net, data, data_dir, seed)
+    if not isinstance(task.example_inputs(1, "val"), dict) or \
+            "attention_mask" not in task.example_inputs(1, "val"):
+        raise ConfigError("--space deploy searches transformer forms (heads, FFN, int8, 4-bit): "
+                          "it needs a Hugging Face text model (--model hf:DIR); use --space mix")
 
     def on_trial(r: dict) -> None:
         p = r["params"]
@@ -231,6 +235,15 @@ def register_commands(app: typer.Typer) -> None:
         if space not in ("auto", "mix", "deploy"):
             raise ConfigError(f"--space {space!r}: use auto, mix or deploy")
         if space == "deploy" or (space == "auto" and model and model.startswith("hf:")):
+            ignored = [flag for flag, given in (
+                ("--max-latency-ms", max_latency_ms is not None), ("--storage", storage),
+                ("--study-trials", study_trials is not None), ("--worker", worker != 0),
+                ("--study-name", study_name != "netpress-search")) if given]
+            if ignored:
+                raise ConfigError(f"{', '.join(ignored)}: not options of the deploy search "
+                                  "(--space deploy, a Hugging Face model); its budgets are "
+                                  "--max-acc-drop, --max-size-kb and --min-speedup, its study "
+                                  "lives in the run folder (--run-dir resumes it)")
             _deploy_search(model, weights, data, data_dir, max_acc_drop, max_size_kb,
                            min_speedup, batch_sizes, examples, trials, epochs, run_dir, seed,
                            threads, json_out)

@@ -103,6 +103,9 @@ def int8_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
         >>> int8_dynamic("fp32.onnx", "int8.onnx", task)["alpha"]  # doctest: +SKIP
         0.85
     """
+    if max_drop_pp is not None and max_drop_pp < 0:
+        raise ConfigError(f"--max-drop-pp must be 0 or more, got {max_drop_pp}")
+
     def score(path) -> float:
         return task.score_outputs(*task.runner_outputs(ort_runner(path, threads), "val"))
 

@@ -34,6 +34,7 @@ from .runtimes import feeds, ort_session
 # ops whose second input is a weight (in, out) applied to their first input
 SMOOTHED_OPS = ("MatMul", "Attention")
 EPS = 1e-5
+REL_FLOOR = 1e-2  # a channel's calibration range is at least this share of the median
 
 
 def smoothable(proto: onnx.ModelProto) -> list[int]:
@@ -97,12 +98,26 @@ def smooth(proto: onnx.ModelProto, ranges: dict[str, np.ndarray], alpha: float =
         for i in n.input:
             uses[i] = uses.get(i, 0) + 1
     targets = set(smoothable(out))
+    taken = {i.name for i in out.graph.initializer} | {o for n in out.graph.node for o in n.output}
+    taken |= {i.name for i in out.graph.input}
+
+    def fresh(base: str) -> str:  # a name no tensor of the graph has yet
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
     new_nodes = []
     for k, n in enumerate(out.graph.node):
-        n = onnx.NodeProto().__class__.FromString(n.SerializeToString())
+        n = onnx.NodeProto.FromString(n.SerializeToString())
         if k in targets and n.input[0] in ranges:
             w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
-            x_max = np.maximum(ranges[n.input[0]].astype(np.float64), EPS)
+            x_max = ranges[n.input[0]].astype(np.float64)
+            # a channel (almost) silent on calibration would get s ~ 0 and 1/s huge: any
+            # activation there at run time would then set the whole tensor's scale
+            x_max = np.maximum(x_max, max(EPS, REL_FLOOR * float(np.median(x_max))))
             w_max = np.maximum(np.abs(w).max(axis=1).astype(np.float64), EPS)
             if x_max.shape[0] != w.shape[0]:
                 new_nodes.append(n)
@@ -111,20 +126,24 @@ def smooth(proto: onnx.ModelProto, ranges: dict[str, np.ndarray], alpha: float =
             s = (s / np.exp(np.mean(np.log(s)))).astype(np.float32)  # geometric mean 1
             w_name = n.input[1]
             if uses.get(w_name, 0) > 1:  # a shared weight gets its own scaled copy
-                w_name = f"{w_name}_smoothed_{n.name}"
+                w_name = fresh(f"{w_name}_smoothed")
             scaled = numpy_helper.from_array((w * s[:, None]).astype(np.float32), w_name)
             if w_name == n.input[1]:
                 inits[w_name].CopyFrom(scaled)
             else:
                 out.graph.initializer.append(scaled)
-            inv = f"{n.name}_smooth_inv"
+            base = n.name or f"node{k}"
+            inv, x_s = fresh(f"{base}_smooth_inv"), fresh(f"{base}_smoothed_input")
             out.graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inv))
-            x_s = f"{n.name}_smoothed_input"
             new_nodes.append(helper.make_node("Mul", [n.input[0], inv], [x_s],
-                                              name=f"{n.name}_smooth"))
+                                              name=fresh(f"{base}_smooth")))
             n.input[0] = x_s
             n.input[1] = w_name
         new_nodes.append(n)
     del out.graph.node[:]
     out.graph.node.extend(new_nodes)
+    used = {i for n in out.graph.node for i in n.input} | {o.name for o in out.graph.output}
+    keep = [i for i in out.graph.initializer if i.name in used]  # shared originals all copied
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(keep)
     return out

@@ -46,7 +46,7 @@ from torch import nn
 
 from ..config import apply
 from ..context import Context
-from ..errors import ConfigError
+from ..errors import ConfigError, NetpressError
 from ..io import write_bytes, write_json
 from ..profile.throughput import throughput
 from ..profile.timing import torch_runner
@@ -277,6 +277,14 @@ def run_deploy_search(model: nn.Module, spec: str, task: Task, budgets: DeployBu
                                 directions=["maximize", "minimize", "maximize"])
     structures: dict[tuple, nn.Module] = {}
     files: dict[int, bytes] = {}
+    settings = {"model": spec, "data": task.name, "epochs": epochs, "seed": seed,
+                "batch_sizes": list(batch_sizes), "examples": limit, "threads": threads}
+    for k, v in settings.items():  # a resumed study must measure the same way
+        old = study.user_attrs.get(k)
+        if old is not None and old != v:
+            raise ConfigError(f"the study in {run_dir} was made with {k}={old!r}, not {v!r}; "
+                              "use another --run-dir or the same settings")
+        study.set_user_attr(k, v)
     done = [dict(t.params) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     todo = [p for p in grid_points(grid, seed) if p not in done][:trials]
     for point in todo:
@@ -291,22 +299,27 @@ def run_deploy_search(model: nn.Module, spec: str, task: Task, budgets: DeployBu
             for cfg in structure_recipe(p["heads"], p["ffn"], epochs):
                 m = apply(m, cfg, ctx)
             structures[key] = m.eval()
-        data, info = deploy_bytes(structures[key], spec, task, p["form"], ctx, threads)
-        rec = measure_form(data, base, task, "val", batch_sizes, threads, limit, passes, ref_val)
+        try:
+            data, info = deploy_bytes(structures[key], spec, task, p["form"], ctx, threads)
+            rec = measure_form(data, base, task, "val", batch_sizes, threads, limit, passes,
+                               ref_val)
+        except NetpressError as e:
+            say(f"trial {trial.number} failed: {e}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
         drop = (base_val - rec["score"]) * 100
         speed = {b: float(v) for b, v in rec["speedup"].items()}
-        broken = budgets.violations(drop, len(data), speed)
-        attrs = {**rec, **info, "accuracy_drop_pp": drop, "feasible": not broken,
-                 "violations": broken, "min_speedup": min(speed.values()),
+        attrs = {**rec, **info, "accuracy_drop_pp": drop, "min_speedup": min(speed.values()),
                  "seconds": time.perf_counter() - t0}
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         study.tell(trial, [rec["score"], float(len(data)), attrs["min_speedup"]])
         files[trial.number] = data
-        r = _record(study.trials[trial.number])
+        r = _record(study.trials[trial.number], budgets)
         if on_trial:
             on_trial(r)
-    recs = [_record(t) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    recs = [_record(t, budgets) for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE]
     front = pareto_front({r["number"]: (-r["val_accuracy"], r["size_bytes"], -r["min_speedup"])
                           for r in recs})
     for r in recs:
@@ -321,7 +334,8 @@ def run_deploy_search(model: nn.Module, spec: str, task: Task, budgets: DeployBu
             run_info["recipe"] = recipe.to_dict()
         best["deploy"] = deploy_command(p["form"])
         data = files.get(best["number"])
-        if data is None:  # found in an earlier session: build it again
+        if data is None:  # found in an earlier session: built again (training reruns, so the
+            # file may differ slightly from the one measured; best_test measures this one)
             m = copy.deepcopy(base)
             for cfg in structure_recipe(p["heads"], p["ffn"], epochs):
                 m = apply(m, cfg, ctx)
@@ -377,8 +391,11 @@ def best_recipe(params: dict, epochs: int, name: str, number: int) -> Recipe | N
                                            description=desc)))
 
 
-def _record(t: optuna.trial.FrozenTrial) -> dict:
+def _record(t: optuna.trial.FrozenTrial, budgets: DeployBudgets) -> dict:
+    """A trial's record; feasibility from its measurements under the current budgets (a
+    resumed search may be given other budgets)."""
     a = t.user_attrs
+    broken = budgets.violations(a["accuracy_drop_pp"], a["file_bytes"], a["speedup"])
     return {"number": t.number, "params": dict(t.params), "val_accuracy": a["score"],
             "accuracy_drop_pp": a["accuracy_drop_pp"], "size_bytes": a["file_bytes"],
             "cosine": a.get("cosine"), "recall_at_10": a.get("recall_at_10"),
@@ -386,5 +403,5 @@ def _record(t: optuna.trial.FrozenTrial) -> dict:
             "min_speedup": a["min_speedup"],
             "latency_ms": 1000.0 / a["per_s"]["b1"] if "b1" in a["per_s"] else None,
             "alpha": a.get("alpha"), "kept_float": a.get("kept_float", []),
-            "feasible": a["feasible"], "violations": a["violations"], "pareto": False,
+            "feasible": not broken, "violations": broken, "pareto": False,
             "seconds": a["seconds"]}

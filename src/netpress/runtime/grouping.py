@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import ModelError
+
 OVERHEAD_TOKENS = 16  # cost of one call, in tokens of one text (measured: ~0.3-0.5 ms)
 
 
@@ -52,10 +54,12 @@ def length_groups(lengths: np.ndarray, overhead: int = OVERHEAD_TOKENS) -> list[
 
 def run_grouped(run: Callable[[dict[str, np.ndarray]], np.ndarray],
                 feeds: dict[str, np.ndarray], mask: str = "attention_mask",
-                overhead: int = OVERHEAD_TOKENS) -> np.ndarray:
+                overhead: int = OVERHEAD_TOKENS, cut: list[str] | None = None) -> np.ndarray:
     """``run`` over ``feeds`` (arrays by input name, ``mask`` among them) in length groups;
-    the rows of the output in the batch's order. Every 2-D input of the batch's shape is
-    cut with the mask; other inputs are passed whole.
+    the rows of the output in the batch's order. The inputs named in ``cut`` (default:
+    every input of the mask's shape) are cut to each group's rows and length; every other
+    input is passed whole. ``run`` must give one row per text: anything else is a
+    ModelError. All-padding rows run at length 1.
 
     Example:
         >>> f = {"ids": np.array([[1, 2, 0], [3, 0, 0]]), "attention_mask": np.array([[1, 1, 0], [1, 0, 0]])}
@@ -65,6 +69,11 @@ def run_grouped(run: Callable[[dict[str, np.ndarray]], np.ndarray],
     m = feeds[mask]
     if m.ndim != 2 or m.shape[0] <= 1:
         return run(feeds)
+    cut = [k for k, v in feeds.items() if v.shape == m.shape] if cut is None else cut
+    bad = [k for k in cut if feeds[k].shape != m.shape]
+    if bad:
+        raise ModelError(f"inputs {bad} do not have the attention mask's shape {m.shape}; "
+                         "run the batch without length groups (group_lengths=False)")
     lengths = m.shape[1] - np.argmax(m[:, ::-1] != 0, axis=1)  # last kept position + 1
     lengths[~(m != 0).any(axis=1)] = 1
     groups = length_groups(lengths, overhead)
@@ -73,9 +82,12 @@ def run_grouped(run: Callable[[dict[str, np.ndarray]], np.ndarray],
     out = None
     for g in groups:
         width = int(lengths[g].max())
-        part = {k: (v[g, :width] if v.ndim == 2 and v.shape == m.shape else v[g])
-                if v.shape[:1] == m.shape[:1] else v for k, v in feeds.items()}
+        part = {k: v[g, :width] if k in cut else v for k, v in feeds.items()}
         y = np.asarray(run(part))
+        if y.ndim < 1 or y.shape[0] != len(g) or (out is not None and y.shape[1:] != out.shape[1:]):
+            raise ModelError(f"the graph gives an output of shape {y.shape} for {len(g)} texts, "
+                             "not one row per text; run it without length groups "
+                             "(group_lengths=False)")
         if out is None:
             out = np.empty((m.shape[0], *y.shape[1:]), dtype=y.dtype)
         out[g] = y

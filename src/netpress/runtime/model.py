@@ -240,6 +240,20 @@ def low_bit_accuracy(graph: dict, level: int) -> dict:
     return dict(graph, nodes=nodes)
 
 
+def _groupable(inputs: dict[str, dict], output: dict) -> bool:
+    """Whether a batch may run in length groups: an ``attention_mask`` input of declared
+    shape (batch, sequence) with symbolic axes, and a first output of shape (batch, d)
+    with the same batch symbol and a width that is not the sequence axis — one row per
+    text (a per-token output would have the sequence axis; ``run_grouped`` also checks the
+    rows it gets)."""
+    mask = inputs.get("attention_mask")
+    if mask is None or len(mask["shape"]) != 2 or len(output["shape"]) != 2:
+        return False
+    batch, seq = mask["shape"]
+    rows, width = output["shape"]
+    return isinstance(batch, str) and isinstance(seq, str) and rows == batch and width != seq
+
+
 class Model:
     """A loaded ``.netpress`` file: ``run(inputs)`` gives the graph's first output.
 
@@ -271,8 +285,7 @@ class Model:
         self.input_names = list(self.inputs)
         self.output_names = [v["name"] for v in graph["outputs"]]
         self.threads = threads
-        groupable = "attention_mask" in self.inputs and \
-            len(graph["outputs"][0]["shape"]) == 2
+        groupable = _groupable(self.inputs, graph["outputs"][0])
         self.group_lengths = groupable if group_lengths is None else group_lengths and groupable
         try:
             onnx_bytes = model_bytes(graph, arrays)
@@ -326,11 +339,18 @@ class Model:
         """The first output of the graph for ``inputs``."""
         feeds = self.feeds(inputs)
         if self.group_lengths:
-            return run_grouped(self._run, feeds)
+            mask = self.inputs["attention_mask"]["shape"]
+            cut = [n for n, v in self.inputs.items() if v["shape"] == mask]
+            return run_grouped(self._run, feeds, cut=cut)
         return self._run(feeds)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(self.output_names[:1], feeds)[0]
+        try:
+            return self.session.run(self.output_names[:1], feeds)[0]
+        except Exception as e:  # ONNX Runtime raises its own exception types
+            raise ModelError(f"ONNX Runtime cannot run the file's graph on these inputs "
+                             f"({str(e).splitlines()[0][:200]}); check their shapes against "
+                             f"`netpress inspect`") from e
 
 
 def load(path: str | os.PathLike, threads: int = 2, exact: bool = False,
