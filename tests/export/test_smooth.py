@@ -102,3 +102,22 @@ def test_shared_weights_and_unnamed_nodes_get_their_own_names():
     want = ort_session(proto.SerializeToString(), 1).run(None, {"x": x})[0]
     got = ort_session(sm.SerializeToString(), 1).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_are_7_bit_on_cpus_without_vnni(enc, monkeypatch):
+    import onnxruntime.quantization as q
+
+    from netpress.export import int8
+
+    assert int8.cpu_has_vnni("flags\t: fpu avx2 avx512_vnni") and not int8.cpu_has_vnni("flags: avx2")
+    seen = []
+    real = q.quantize_dynamic
+    monkeypatch.setattr(q, "quantize_dynamic",
+                        lambda *a, **k: seen.append(k["reduce_range"]) or real(*a, **k))
+    model, task, fp, d = enc
+    monkeypatch.setattr(int8, "cpu_has_vnni", lambda: False)
+    ort_dynamic(fp, d / "avx2.onnx")
+    monkeypatch.setattr(int8, "cpu_has_vnni", lambda: True)
+    ort_dynamic(fp, d / "vnni.onnx")
+    ort_dynamic(fp, d / "forced.onnx", reduce_range=True)
+    assert seen == [True, False, True]

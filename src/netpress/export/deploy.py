@@ -16,7 +16,9 @@ Forms (``form``):
 ``out`` ending in ``.netpress`` writes the form as a ``.netpress`` file instead
 (``encode.artifact.graph_artifact_bytes``: the same graph, its int8 tables entropy-coded,
 run by ``netpress run`` / ``netpress.runtime``, a text encoder's batches in groups of
-similar length); it is checked and timed as that runtime runs it.
+similar length); it is checked and timed as that runtime runs it (a 4/8-bit file is held
+to the float tolerance in exact mode, timed in the runtime's default int8-activation mode,
+and that mode's comparison is reported as ``check.fast``).
 
 Every export is checked: the graph's outputs on the task's test part against the torch
 model's (the maximum error relative to the largest output, and the task's comparison —

@@ -41,8 +41,29 @@ CALIB_BATCH = 32
 INT8_OPS = ("MatMul", "Gemm", "Attention", "EmbedLayerNormalization", "Conv", "Gather")
 
 
+def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has VNNI int8 dot products (``avx512_vnni`` or ``avx_vnni`` in
+    ``/proc/cpuinfo``); unknown counts as no.
+
+    Example:
+        >>> cpu_has_vnni("flags : avx2 avx512f avx512_vnni"), cpu_has_vnni("flags : avx2")
+        (True, False)
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_vnni", "avx_vnni"})
+
+
 def ort_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike,
-                exclude: list[str] | tuple[str, ...] = ()) -> Path:
+                exclude: list[str] | tuple[str, ...] = (),
+                reduce_range: bool | None = None) -> Path:
     """ONNX Runtime's dynamic quantizer with per-channel int8 weights: MatMul/Gemm weights
     per output channel, a fused transformer's ``Attention`` as ``QAttention`` and its
     ``EmbedLayerNormalization`` tables in 8 bits (Gather tables of plain graphs too);
@@ -52,9 +73,16 @@ def ort_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike,
     quantizer is told they are float (``DefaultTensorType``), which they are in an fp32
     export.
 
+    ``reduce_range`` (default: on CPUs without VNNI) makes the weights 7-bit, as the CNN
+    path's static int8 does: on AVX2 without VNNI the u8·s8 kernels add pairs of products
+    in saturating int16, which 8-bit weights can overflow. The choice is made on the
+    machine that exports; a file made here for an AVX2-only server should pass True.
+
     Example:
         >>> ort_dynamic("fp32.onnx", "int8.onnx", exclude=["/fc2/MatMul"])  # doctest: +SKIP
     """
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
     import_onnxruntime()  # telemetry off before onnxruntime is first imported
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -64,6 +92,7 @@ def ort_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike,
         names = [*exclude, *(f"{n}_MatMul" for n in exclude)]
         try:
             quantize_dynamic(str(fp32_onnx), str(out), per_channel=True,
+                             reduce_range=reduce_range,
                              weight_type=QuantType.QInt8, nodes_to_exclude=names,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         except Exception as e:  # the quantizer raises many types; say which step failed
@@ -112,7 +141,7 @@ def int8_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
     proto = onnx.load(str(fp32_onnx))
     if not smoothable(proto):  # e.g. a CNN: Conv / Gemm only, nothing to smooth
         alphas = (None,)
-    rec: dict = {"alphas": {}}
+    rec: dict = {"alphas": {}, "reduce_range": not cpu_has_vnni()}
     with tempfile.TemporaryDirectory(prefix="netpress-smooth-") as d:
         ranges = None
         best = (float("-inf"), None, Path(fp32_onnx))

@@ -296,7 +296,8 @@ def make_plots(data: RunData) -> dict[str, tuple[str, bytes]]:
     if data.trials and any(isinstance(t, dict) and t.get("speedup")
                            for t in data.trials.get("trials", [])):
         out["fidelity_vs_speedup"] = ("Fidelity vs speed-up (deployed forms; × = other "
-                                      "toolkits)", speedup_png(data.trials, acc))
+                                      "toolkits)", speedup_png(data.trials,
+                                                               acc.replace(" (%)", "")))
     if data.sensitivity and data.sensitivity["layers"]:
         out["sensitivity"] = ("Per-layer sensitivity", sensitivity_png(data.sensitivity, label))
     if data.histograms and data.histograms["layers"]:
