@@ -203,16 +203,9 @@ def nbits(spec, model, task) -> dict:
 
 
 def _runtime_runner(data: bytes, group_lengths: bool | None = None, exact: bool = False):
-    import numpy as np
+    from netpress.export.deploy import runtime_runner
 
-    from netpress.runtime.model import Model
-
-    m = Model(data, THREADS, exact=exact, group_lengths=group_lengths)
-
-    def run(x):
-        return torch.from_numpy(np.ascontiguousarray(m.run({n: x[n].numpy() for n in m.input_names})))
-
-    return run
+    return runtime_runner(data, THREADS, exact=exact, group_lengths=group_lengths)
 
 
 def _grouped_torch(model):

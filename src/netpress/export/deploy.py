@@ -57,13 +57,16 @@ FORMS = ("auto", "fp32", "int8-dynamic", "nbits")
 FLOAT_REL_TOL = 1e-3
 
 
-def runtime_runner(path: Path, threads: int, exact: bool = False):
-    """A runner over ``netpress.runtime`` for the ``.netpress`` file ``path``."""
+def runtime_runner(source: Path | bytes, threads: int, exact: bool = False,
+                   group_lengths: bool | None = None):
+    """A runner (torch in, torch out) over ``netpress.runtime`` for a ``.netpress`` file
+    (its path or its bytes)."""
     import numpy as np
 
     from ..runtime.model import Model
 
-    model = Model(path.read_bytes(), threads, exact=exact)
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    model = Model(data, threads, exact=exact, group_lengths=group_lengths)
     names = model.input_names
 
     def run(x):

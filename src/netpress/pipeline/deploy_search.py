@@ -39,7 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import optuna
 import torch
 from torch import nn
@@ -168,24 +167,13 @@ def deploy_bytes(model: nn.Module, spec: str, task: Task, form: str, ctx: Contex
     return data, {"alpha": info.get("alpha"), "kept_float": info.get("kept_float", [])}
 
 
-def runtime_runner(data: bytes, threads: int):
-    """A runner (torch in, torch out) over ``netpress.runtime`` for the file ``data``."""
-    from ..runtime.model import Model
-
-    m = Model(data, threads)
-
-    def run(x):
-        feeds = {n: x[n].numpy() for n in m.input_names} if isinstance(x, dict) else x.numpy()
-        return torch.from_numpy(np.ascontiguousarray(m.run(feeds)))
-
-    return run
-
-
 def measure_form(data: bytes, baseline: nn.Module, task: Task, part: str,
                  batch_sizes: tuple[int, ...], threads: int, limit: int, passes: int,
                  reference: torch.Tensor | None = None) -> dict:
     """The file ``data`` as deployed: score and comparison with ``baseline`` on ``part``,
     examples per second at each batch size against ``baseline`` in torch eager."""
+    from ..export.deploy import runtime_runner
+
     run = runtime_runner(data, threads)
     out, targets = task.runner_outputs(run, part)
     if reference is None:
