@@ -28,7 +28,7 @@ WeightsOpt = typer.Option(None, "--weights", "-w",
 DataOpt = typer.Option("fashion-mnist", "--data", "-d",
                        help="fashion-mnist, digits, package.module:function, or for hf: models "
                             "text:FILE (.txt, .jsonl, .csv, .tsv), text:fortunes, "
-                            "text:fortunes-topics.")
+                            "text:fortunes-topics, text:manpages.")
 DataDirOpt = typer.Option(None, "--data-dir",
                           help="Folder with the Fashion-MNIST IDX files "
                                "(default $NETPRESS_DATA_DIR or /usr/share/datasets/fashion-mnist).")

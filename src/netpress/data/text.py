@@ -3,7 +3,8 @@
 ``SPEC`` is a file — ``.txt`` (one text per line, blank lines skipped), ``.jsonl`` (one
 JSON object per line), ``.csv`` or ``.tsv`` (a header row) — or a built-in corpus:
 ``fortunes`` (unlabelled) or ``fortunes-topics`` (labelled by topic), read from Debian's
-``fortunes`` package (see ``corpus.py``). Labels may be strings or integers; their
+``fortunes`` package (see ``corpus.py``), or ``manpages`` (unlabelled: prose paragraphs of
+the installed manual pages, see ``manpages.py``). Labels may be strings or integers; their
 distinct values become class ids in sorted order (integers numerically).
 
 The split is a pure function of the data and the seed: a seeded, stratified order puts
@@ -30,8 +31,9 @@ import torch
 
 from ..errors import DataError
 from .corpus import load_fortunes
+from .manpages import load_manpages
 
-BUILTIN = ("fortunes", "fortunes-topics")
+BUILTIN = ("fortunes", "fortunes-topics", "manpages")
 SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 _INT = re.compile(r"[+-]?\d+")
 _TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -114,6 +116,10 @@ def _read_spec(spec: str, text_column: str, label_column: str | None) -> tuple[l
         raise DataError(f"text data spec {spec!r} must be text:FILE or text:NAME, "
                         f"NAME one of {', '.join(BUILTIN)}")
     body = spec[5:].strip()
+    if body == "manpages":
+        if label_column is not None:
+            raise DataError("text:manpages takes no label column; drop the label column option")
+        return load_manpages(), None
     if body in BUILTIN:
         if label_column is not None:
             hint = "its labels are the topics" if body == "fortunes-topics" else "use text:fortunes-topics"
