@@ -39,12 +39,13 @@ from torch import nn
 from ..batches import Inputs
 from ..errors import FormatError, ModelError
 from ..io import load_into, write_bytes
-from ..runtime.model import FORMAT_NAME, Model, read_bytes, read_file
+from ..runtime.model import FORMAT_NAME, read_bytes, read_file
 from ..techniques.edits import rebuild, structure_of
 from ..version import __version__
 from ..zoo import ZOO, build_model
 from .arrays import Coder, IndexKind, encode_array
 from .container import pack_container
+from .graph_module import GraphModule
 
 EXTRA_MAX = 4096  # a state tensor the graph does not use (a buffer) is stored if this small
 
@@ -320,42 +321,6 @@ def buildable(spec: object) -> bool:
     if not isinstance(spec, str):
         return False
     return spec in ZOO or (spec.startswith("hf:") and Path(spec[3:]).is_dir())
-
-
-class GraphModule(nn.Module):
-    """An ``nn.Module`` that runs a ``.netpress`` file's graph in ONNX Runtime.
-
-    Positional inputs feed the graph's inputs in order, keyword inputs by name; the
-    result is the graph's first output as a torch tensor. Low-bit layers compute in
-    float32 (``exact``), so evaluations reproduce the compressed torch model. It holds no parameters and
-    cannot be trained; ``netpress eval``, ``gate``, ``compare`` and the runtime use it.
-
-    Example:
-        >>> m = load("m.netpress")  # doctest: +SKIP
-        >>> m(torch.zeros(1, 1, 28, 28)).shape  # doctest: +SKIP
-        torch.Size([1, 10])
-    """
-
-    def __init__(self, data: bytes, threads: int | None = None, exact: bool = True):
-        super().__init__()
-        self.runtime = Model(data, threads or torch.get_num_threads(), exact=exact)
-        self.header = self.runtime.header
-
-    def forward(self, *args, **kwargs) -> torch.Tensor:
-        def arr(v):
-            return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
-        if kwargs:
-            inputs = {k: arr(v) for k, v in kwargs.items()}
-            inputs.update(zip(self.runtime.input_names, map(arr, args), strict=False))
-        else:
-            inputs = [arr(a) for a in args]
-        return torch.from_numpy(np.ascontiguousarray(self.runtime.run(inputs)))
-
-    def __deepcopy__(self, memo):  # the session is immutable; copies share it
-        return self
-
-    def extra_repr(self) -> str:
-        return f"graph of {self.runtime.spec}, inputs {', '.join(self.runtime.input_names)}"
 
 
 def model_from_artifact(header: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:

@@ -21,6 +21,7 @@ and the validation part (alpha, layers kept float) only.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -144,7 +145,7 @@ def int8_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
     rec: dict = {"alphas": {}, "reduce_range": not cpu_has_vnni()}
     with tempfile.TemporaryDirectory(prefix="netpress-smooth-") as d:
         ranges = None
-        best = (float("-inf"), None, Path(fp32_onnx))
+        best = (float("-inf"), None, Path(fp32_onnx), Path(d))
         for alpha in alphas:
             src = Path(fp32_onnx)
             if alpha is not None:
@@ -153,25 +154,30 @@ def int8_dynamic(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
                                                                   CALIB_BATCH), threads)
                 src = Path(d) / f"smoothed-{alpha}.onnx"
                 onnx.save(smooth(proto, ranges, alpha), str(src))
-            got = score(ort_dynamic(src, Path(d) / "trial.onnx"))
+            q = ort_dynamic(src, Path(d) / f"int8-{alpha}.onnx")
+            got = score(q)
             rec["alphas"][str(alpha)] = got
             say(f"int8 with smoothing alpha {alpha}: validation score {got:.4f}")
             if got > best[0]:
-                best = (got, alpha, src)
+                best = (got, alpha, src, q)
         rec["alpha"] = best[1]
         if max_drop_pp is None:
-            ort_dynamic(best[2], out)
+            shutil.copyfile(best[3], out)
             return {**rec, "kept_float": [], "val_score": best[0],
                     "val_score_fp32": score(fp32_onnx)}
-        return {**rec, **int8_within(best[2], out, task, max_drop_pp, threads, say)}
+        return {**rec, **int8_within(best[2], out, task, max_drop_pp, threads, say,
+                                     all_int8=(best[3], best[0]))}
 
 
 def int8_within(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
                 max_drop_pp: float, threads: int = 2,
-                say: Callable[[str], None] = lambda s: None) -> dict:
+                say: Callable[[str], None] = lambda s: None,
+                all_int8: tuple[Path, float] | None = None) -> dict:
     """Write to ``out`` the dynamic-int8 graph of ``fp32_onnx`` that keeps the fewest
     nodes float while its validation score is within ``max_drop_pp`` (percentage points
     of the task's score) of the float graph's. Returns what was kept and measured.
+    ``all_int8`` is the every-layer int8 graph of ``fp32_onnx`` and its score, when the
+    caller has them already.
 
     Example:
         >>> rec = int8_within("fp32.onnx", "int8.onnx", task, 0.5)  # doctest: +SKIP
@@ -188,11 +194,14 @@ def int8_within(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
     floor = base - max_drop_pp / 100
     with tempfile.TemporaryDirectory(prefix="netpress-int8-") as d:
         trial = Path(d) / "trial.onnx"
-        full = score(ort_dynamic(fp32_onnx, trial))
+        if all_int8 is None:
+            q = ort_dynamic(fp32_onnx, Path(d) / "all.onnx")
+            all_int8 = (q, score(q))
+        full = all_int8[1]
         rec = {"max_drop_pp": max_drop_pp, "val_score_fp32": base, "val_score_all_int8": full,
                "kept_float": [], "sensitivity": {}}
         if full >= floor:
-            ort_dynamic(fp32_onnx, out)
+            shutil.copyfile(all_int8[0], out)
             return {**rec, "val_score": full}
         nodes = quantizable_nodes(onnx.load(str(fp32_onnx)))
         say(f"int8 loses {(base - full) * 100:.2f} pp on validation; measuring "
@@ -203,7 +212,7 @@ def int8_within(fp32_onnx: str | os.PathLike, out: str | os.PathLike, task,
         for k in range(1, len(order) + 1):
             got = score(ort_dynamic(fp32_onnx, trial, exclude=order[:k]))
             if got >= floor:
-                ort_dynamic(fp32_onnx, out, exclude=order[:k])
+                shutil.copyfile(trial, out)
                 say(f"{k} of {len(nodes)} layers kept float: validation score {got:.4f}")
                 return {**rec, "kept_float": order[:k], "val_score": got}
     raise ConfigError(f"no dynamic int8 graph stays within {max_drop_pp} pp on validation "

@@ -127,6 +127,21 @@ def structure_recipe(heads: float, ffn: float, epochs: int) -> list:
             Finetune(epochs=epochs, lr=FINETUNE_LR)]
 
 
+def build_structure(base: nn.Module, heads: float, ffn: float, epochs: int,
+                    ctx: Context) -> nn.Module:
+    """A copy of ``base`` with the structure's stages applied (``structure_recipe``), in
+    eval mode.
+
+    Example:
+        >>> build_structure(model, 0.0, 0.0, 1, ctx) is not model  # doctest: +SKIP
+        True
+    """
+    m = copy.deepcopy(base)
+    for cfg in structure_recipe(heads, ffn, epochs):
+        m = apply(m, cfg, ctx)
+    return m.eval()
+
+
 def w4_config():
     """The 4-bit form's quantizer (the sentence-encoder recipe's, without LSQ)."""
     from ..techniques.quantize.weight_only import WeightOnly
@@ -283,10 +298,7 @@ def run_deploy_search(model: nn.Module, spec: str, task: Task, budgets: DeployBu
         t0 = time.perf_counter()
         say(f"trial {trial.number}: heads {p['heads']}, ffn {p['ffn']}, {p['form']}")
         if key not in structures:
-            m = copy.deepcopy(base)
-            for cfg in structure_recipe(p["heads"], p["ffn"], epochs):
-                m = apply(m, cfg, ctx)
-            structures[key] = m.eval()
+            structures[key] = build_structure(base, p["heads"], p["ffn"], epochs, ctx)
         try:
             data, info = deploy_bytes(structures[key], spec, task, p["form"], ctx, threads)
             rec = measure_form(data, base, task, "val", batch_sizes, threads, limit, passes,
@@ -303,9 +315,8 @@ def run_deploy_search(model: nn.Module, spec: str, task: Task, budgets: DeployBu
             trial.set_user_attr(k, v)
         study.tell(trial, [rec["score"], float(len(data)), attrs["min_speedup"]])
         files[trial.number] = data
-        r = _record(study.trials[trial.number], budgets)
         if on_trial:
-            on_trial(r)
+            on_trial(_record(study.trials[trial.number], budgets))
     recs = [_record(t, budgets) for t in study.trials
             if t.state == optuna.trial.TrialState.COMPLETE]
     front = pareto_front({r["number"]: (-r["val_accuracy"], r["size_bytes"], -r["min_speedup"])
@@ -324,10 +335,8 @@ def run_deploy_search(model: nn.Module, spec: str, task: Task, budgets: DeployBu
         data = files.get(best["number"])
         if data is None:  # found in an earlier session: built again (training reruns, so the
             # file may differ slightly from the one measured; best_test measures this one)
-            m = copy.deepcopy(base)
-            for cfg in structure_recipe(p["heads"], p["ffn"], epochs):
-                m = apply(m, cfg, ctx)
-            data, _ = deploy_bytes(m.eval(), spec, task, p["form"], ctx, threads)
+            m = build_structure(base, p["heads"], p["ffn"], epochs, ctx)
+            data, _ = deploy_bytes(m, spec, task, p["form"], ctx, threads)
         write_bytes(run_dir / "best.netpress", data)
         res.best_test = measure_form(data, base, task, "test", batch_sizes, threads, limit,
                                      passes)

@@ -287,6 +287,9 @@ class Model:
         self.threads = threads
         groupable = _groupable(self.inputs, graph["outputs"][0])
         self.group_lengths = groupable if group_lengths is None else group_lengths and groupable
+        # the inputs a length group cuts: those declared with the mask's (batch, sequence)
+        mask = self.inputs.get("attention_mask", {}).get("shape")
+        self._cut = [n for n, v in self.inputs.items() if v["shape"] == mask]
         try:
             onnx_bytes = model_bytes(graph, arrays)
         except (ValueError, TypeError, KeyError, OverflowError) as e:
@@ -339,9 +342,7 @@ class Model:
         """The first output of the graph for ``inputs``."""
         feeds = self.feeds(inputs)
         if self.group_lengths:
-            mask = self.inputs["attention_mask"]["shape"]
-            cut = [n for n, v in self.inputs.items() if v["shape"] == mask]
-            return run_grouped(self._run, feeds, cut=cut)
+            return run_grouped(self._run, feeds, cut=self._cut)
         return self._run(feeds)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:

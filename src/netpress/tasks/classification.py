@@ -2,7 +2,7 @@
 
 Targets are class labels; the loss is cross-entropy, the score top-1 accuracy, the
 comparison with a reference top-1 agreement and mean KL of the softmax outputs, the
-distillation loss Hinton's (``distill.losses.kd_loss``).
+distillation loss Hinton's (``tasks.losses.kd_loss``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Classification(Task):
 
     def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor,
                      temperature: float = 1.0, alpha: float = 1.0) -> torch.Tensor:
-        from ..techniques.distill.losses import kd_loss
+        from .losses import kd_loss
 
         return kd_loss(student, teacher, targets, temperature, alpha)
 

@@ -3,13 +3,12 @@ import math
 import pytest
 import torch
 
+from netpress.tasks.losses import kd_loss, soft_kl
 from netpress.techniques.distill.losses import (
     attention_loss,
     attention_map,
     embedding_loss,
     hint_loss,
-    kd_loss,
-    soft_kl,
 )
 
 
